@@ -1,0 +1,81 @@
+/**
+ * The stable codes a {@link RequestLocalsError} can carry. Match on `code`,
+ * never on `message`: messages may be reworded, codes never change.
+ *
+ * @example
+ * if (err instanceof RequestLocalsError && err.code === 'ERR_REQUEST_LOCALS_NO_SCOPE') {
+ *   // the code ran outside a request: fall back or rethrow
+ * }
+ */
+export type RequestLocalsErrorCode =
+  | 'ERR_REQUEST_LOCALS_NO_SCOPE'
+  | 'ERR_REQUEST_LOCALS_RESERVED_KEY'
+  | 'ERR_REQUEST_LOCALS_OPTIONS'
+  | 'ERR_REQUEST_LOCALS_INVALID_ARGUMENT'
+
+/**
+ * The one error class this library throws. `code` is stable; `message`
+ * says what was expected, what was found and how to fix it.
+ *
+ * @example
+ * try {
+ *   requestLocal.user
+ * } catch (err) {
+ *   if (err instanceof RequestLocalsError) console.error(err.code, err.message)
+ * }
+ */
+export class RequestLocalsError extends Error {
+  /** A stable identifier of the failure, safe to match on. */
+  readonly code: RequestLocalsErrorCode
+
+  constructor (code: RequestLocalsErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'RequestLocalsError'
+    this.code = code
+  }
+}
+
+// Message builders live here so that every wording is written once and the
+// modules that throw stay short.
+
+export function noScopeError (key: string, access: 'read' | 'written' | 'deleted'): RequestLocalsError {
+  const verb = access === 'read' ? 'was read' : access === 'written' ? 'was written' : 'was deleted'
+  return new RequestLocalsError(
+    'ERR_REQUEST_LOCALS_NO_SCOPE',
+    `requestLocal.${key} ${verb} outside a request scope. ` +
+    'Expected a scope opened by the request-locals plugin or middleware, or by runWithLocals(); found none. ' +
+    'Register the plugin/middleware before the routes and hooks that use it, ' +
+    'wrap background work in runWithLocals(values, fn), ' +
+    'or use tryGetLocals() where running outside a request is expected.'
+  )
+}
+
+export function reservedKeyError (key: string | symbol, where: string): RequestLocalsError {
+  const shown = typeof key === 'symbol' ? key.toString() : JSON.stringify(key)
+  return new RequestLocalsError(
+    'ERR_REQUEST_LOCALS_RESERVED_KEY',
+    `${where}: the key ${shown} cannot be stored. ` +
+    'Expected a string key other than "then", "toJSON", "__proto__", "constructor" and "prototype" ' +
+    '(they would make the locals look like a promise, change how they serialise, or reach Object.prototype). ' +
+    'Rename the key.'
+  )
+}
+
+export function optionsError (message: string, cause?: unknown): RequestLocalsError {
+  return new RequestLocalsError('ERR_REQUEST_LOCALS_OPTIONS', message, cause === undefined ? undefined : { cause })
+}
+
+export function invalidArgumentError (message: string): RequestLocalsError {
+  return new RequestLocalsError('ERR_REQUEST_LOCALS_INVALID_ARGUMENT', message)
+}
+
+/** Names a value's type the way messages show it: `null`, `array`, `function`, `string` … */
+export function describe (value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'object') {
+    const name = (value as { constructor?: { name?: unknown } }).constructor?.name
+    return typeof name === 'string' && name !== '' ? `an instance of ${name}` : 'an object with a custom prototype'
+  }
+  return typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`
+}

@@ -1,0 +1,75 @@
+import { buildInstance } from './instance.js'
+import { sharedStorage } from './storage.js'
+
+export { RequestLocalsError, type RequestLocalsErrorCode } from './errors.js'
+export { createRequestLocals, type RequestLocalsInstance } from './instance.js'
+
+/**
+ * The values of one request scope. Empty here: applications declare their
+ * keys by augmenting this interface, and every API of the package is then
+ * typed by it.
+ *
+ * @example
+ * declare module 'request-locals' {
+ *   interface RequestLocals {
+ *     user?: { id: string, name: string }
+ *     tenant: string
+ *   }
+ * }
+ */
+export interface RequestLocals {}
+
+const shared = buildInstance<RequestLocals>(sharedStorage())
+
+/**
+ * The current scope's values, typed by {@link RequestLocals}. Reading or
+ * writing a key outside a scope throws `ERR_REQUEST_LOCALS_NO_SCOPE`; probes
+ * (`then`, symbols, `toJSON`, `in`, `Object.keys`, `util.inspect`) never throw.
+ *
+ * @example
+ * import { requestLocal } from 'request-locals'
+ *
+ * export async function listNotes () {
+ *   return db.notes.findMany({ where: { ownerId: requestLocal.user!.id } })
+ * }
+ */
+export const requestLocal: RequestLocals = shared.requestLocal
+
+/**
+ * Runs `fn` in a new scope holding `values`, for work outside a request
+ * (jobs, scripts, tests). Inside an existing scope it starts from a copy of
+ * the enclosing values; writes never leak out. Returns what `fn` returns.
+ *
+ * @example
+ * await runWithLocals({ tenant: 'nightly' }, () => rebuildIndexes())
+ */
+export const runWithLocals: <R>(values: Partial<RequestLocals>, fn: () => R) => R = shared.runWithLocals
+
+/**
+ * The current scope's store, or `undefined` outside any scope. Never throws:
+ * use it where running outside a request is expected.
+ *
+ * @example
+ * const tenant = tryGetLocals()?.tenant ?? 'public'
+ */
+export const tryGetLocals: () => RequestLocals | undefined = shared.tryGetLocals
+
+/**
+ * Whether the code runs inside a scope (a request, or `runWithLocals`).
+ *
+ * @example
+ * if (!hasLocals()) return runWithLocals({ tenant: 'cli' }, main)
+ */
+export const hasLocals: () => boolean = shared.hasLocals
+
+/**
+ * Returns `fn` bound to the scope current now: wherever it is called later
+ * (a pool's callback, an event listener, a queue's worker loop), it runs in
+ * this scope. Called outside a scope, it binds "no scope".
+ *
+ * @example
+ * pool.query(sql, bindLocals((err, rows) => {
+ *   log(requestLocal.user, rows) // still this request's user
+ * }))
+ */
+export const bindLocals: <F extends (...args: never[]) => unknown>(fn: F) => F = shared.bindLocals

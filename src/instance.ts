@@ -1,0 +1,52 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { createLocalsProxy } from './proxy.js'
+import { createScopeFunctions, type ScopeFunctions } from './scope.js'
+import type { LocalsStorage, Store } from './storage.js'
+
+/**
+ * One complete set of request locals: the proxy and the scope functions,
+ * all bound to the same storage and typed by `T`.
+ *
+ * @example
+ * interface JobLocals { jobId: string }
+ * const jobs: RequestLocalsInstance<JobLocals> = createRequestLocals<JobLocals>()
+ * jobs.runWithLocals({ jobId: 'j1' }, () => jobs.requestLocal.jobId)
+ */
+export interface RequestLocalsInstance<T extends object> extends ScopeFunctions<T> {
+  /** Reads and writes the current scope's values; see `requestLocal`. */
+  readonly requestLocal: T
+}
+
+// The adapters reach an instance's storage through this symbol, so that
+// createRequestLocals() instances can be served by the same plugin without
+// exposing the storage as public API.
+export const kStorage = Symbol('request-locals.storage')
+
+export interface InstanceWithStorage<T extends object> extends RequestLocalsInstance<T> {
+  readonly [kStorage]: LocalsStorage
+}
+
+export function buildInstance<T extends object> (storage: LocalsStorage): InstanceWithStorage<T> {
+  return {
+    requestLocal: createLocalsProxy<T>(storage),
+    ...createScopeFunctions<T>(storage),
+    [kStorage]: storage
+  }
+}
+
+/**
+ * Creates an isolated set of locals with its own storage, typed by `T`:
+ * for a library that must not share the application's `requestLocal`.
+ * Its scopes are opened only by its own `runWithLocals`.
+ *
+ * @example
+ * interface AuditLocals { actor?: string }
+ * export const audit = createRequestLocals<AuditLocals>()
+ *
+ * audit.runWithLocals({ actor: 'cron' }, () => {
+ *   audit.requestLocal.actor // 'cron'
+ * })
+ */
+export function createRequestLocals<T extends object> (): RequestLocalsInstance<T> {
+  return buildInstance<T>(new AsyncLocalStorage<Store>())
+}

@@ -1,0 +1,44 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { describe, invalidArgumentError } from './errors.js'
+import { assignValues, copyStore, emptyStore } from './store.js'
+import type { LocalsStorage } from './storage.js'
+
+/** The functions that open, find and carry scopes of one storage. */
+export interface ScopeFunctions<T extends object> {
+  runWithLocals: <R>(values: Partial<T>, fn: () => R) => R
+  tryGetLocals: () => T | undefined
+  hasLocals: () => boolean
+  bindLocals: <F extends (...args: never[]) => unknown>(fn: F) => F
+}
+
+export function createScopeFunctions<T extends object> (storage: LocalsStorage): ScopeFunctions<T> {
+  function runWithLocals<R> (values: Partial<T>, fn: () => R): R {
+    if (typeof fn !== 'function') {
+      throw invalidArgumentError(`runWithLocals(values, fn) expects fn to be a function; found ${describe(fn)}. Pass the work to run, e.g. runWithLocals({ tenant: 'jobs' }, () => work()).`)
+    }
+    // A nested scope starts from a copy, so its writes never leak outward.
+    const parent = storage.getStore()
+    const store = parent === undefined ? emptyStore() : copyStore(emptyStore(), parent)
+    assignValues(store, values, 'runWithLocals(values)')
+    return storage.run(store, fn)
+  }
+
+  function tryGetLocals (): T | undefined {
+    return storage.getStore() as T | undefined
+  }
+
+  function hasLocals (): boolean {
+    return storage.getStore() !== undefined
+  }
+
+  function bindLocals<F extends (...args: never[]) => unknown> (fn: F): F {
+    if (typeof fn !== 'function') {
+      throw invalidArgumentError(`bindLocals(fn) expects a function; found ${describe(fn)}.`)
+    }
+    // Binds the whole async context, not just this storage, so other
+    // libraries' context (tracing, loggers) travels with the callback too.
+    return AsyncLocalStorage.bind(fn)
+  }
+
+  return { runWithLocals, tryGetLocals, hasLocals, bindLocals }
+}

@@ -1,0 +1,130 @@
+import { describe, invalidArgumentError, optionsError, reservedKeyError } from './errors.js'
+import type { Store } from './storage.js'
+
+// Keys that must never be stored: `then` would make the locals a thenable
+// (so `await` would hang on them), `toJSON` would change how they serialise,
+// and the other three are the classic prototype-pollution routes.
+// Compared one by one rather than through a Set: this runs on every read
+// through requestLocal, and comparing interned strings is cheaper than hashing.
+export function isReservedKey (key: string): boolean {
+  return key === 'then' || key === 'toJSON' || key === '__proto__' || key === 'constructor' || key === 'prototype'
+}
+
+const reservedKeyList = 'then, toJSON, __proto__, constructor, prototype'
+
+/** A fresh store with no prototype, so no key can resolve to Object.prototype. */
+export function emptyStore (): Store {
+  return Object.create(null) as Store
+}
+
+/**
+ * Copies the values (own enumerable string keys) of `from` onto `store`.
+ * Symbol keys are deliberately left behind: they hold a scope's internal
+ * state, which belongs to that scope alone.
+ */
+export function copyStore (store: Store, from: object): Store {
+  for (const key of Object.keys(from)) store[key] = (from as Store)[key]
+  return store
+}
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false
+  const proto: unknown = Object.getPrototypeOf(value)
+  return proto === null || proto === Object.prototype
+}
+
+/**
+ * Copies caller-supplied values onto `store`, refusing reserved keys. `where`
+ * names the call in messages, so the user knows which values were wrong.
+ */
+export function assignValues (store: Store, values: unknown, where: string): Store {
+  if (!isPlainObject(values)) {
+    throw invalidArgumentError(
+      `${where} must be a plain object of locals; found ${describe(values)}. ` +
+      'Pass an object literal such as { tenant: "acme" }.'
+    )
+  }
+  // Object.keys, not for-in: a plain object with a JSON-parsed "__proto__" key
+  // owns it, and for-in over Object.prototype-backed objects is not needed.
+  for (const key of Object.keys(values)) {
+    if (isReservedKey(key)) throw reservedKeyError(key, where)
+    store[key] = values[key]
+  }
+  return store
+}
+
+/** Makes the store of one request from that request. */
+export type StoreFactory<Request> = (request: Request) => Store
+
+/** What `defaults` may be: values copied per request, or a function of the request. */
+export type DefaultsOption<Request, Values> = Values | ((request: Request) => Values)
+
+function isFlat (values: Record<string, unknown>): boolean {
+  for (const key of Object.keys(values)) {
+    const value = values[key]
+    if (typeof value === 'object' && value !== null) return false
+  }
+  return true
+}
+
+/**
+ * Validates the `defaults` option once, at registration, and returns the
+ * function that makes each request's store. Objects are copied per request
+ * (deeply when they hold objects) so that no request can change another's
+ * defaults; a factory is called per request.
+ */
+export function compileDefaults<Request> (defaults: unknown, option: string): StoreFactory<Request> {
+  if (defaults === undefined) return emptyStoreFactory
+  if (typeof defaults === 'function') {
+    const factory = defaults as (request: Request) => unknown
+    const where = `The ${option} function's return value`
+    return function storeFromFactory (request) {
+      return assignValues(emptyStore(), factory(request), where)
+    }
+  }
+  if (!isPlainObject(defaults)) {
+    throw optionsError(
+      `${option} must be a plain object or a function (request) => values; found ${describe(defaults)}. ` +
+      'Pass for example { tenant: "public" } or (request) => ({ tenant: request.headers["x-tenant"] }).'
+    )
+  }
+  for (const key of Object.keys(defaults)) {
+    if (isReservedKey(key)) {
+      throw optionsError(`${option} has the reserved key ${JSON.stringify(key)}; rename it (reserved: ${reservedKeyList}).`)
+    }
+  }
+  const template = cloneDefaults(defaults, option)
+  if (isFlat(template)) {
+    // Primitives cannot be shared by reference, so a shallow copy is as safe
+    // as a deep one and an order of magnitude cheaper per request.
+    return function storeFromFlatDefaults () {
+      return copyStore(emptyStore(), template)
+    }
+  }
+  return function storeFromDefaults () {
+    return copyStore(emptyStore(), structuredClone(template))
+  }
+}
+
+// Clones key by key so that a value structuredClone cannot copy (a function,
+// a class instance with private state, a socket) is named in the error.
+function cloneDefaults (defaults: Record<string, unknown>, option: string): Store {
+  const template = emptyStore()
+  for (const key of Object.keys(defaults)) {
+    try {
+      template[key] = structuredClone(defaults[key])
+    } catch (cause) {
+      throw optionsError(
+        `${option}.${key} cannot be copied per request: structuredClone failed on ${describe(defaults[key])} ` +
+        `(${(cause as Error).message}). Defaults given as an object must be plain data so that every request gets ` +
+        'its own copy; pass a function (request) => values to build values such as class instances per request.',
+        cause
+      )
+    }
+  }
+  return template
+}
+
+function emptyStoreFactory (): Store {
+  return emptyStore()
+}

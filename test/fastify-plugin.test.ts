@@ -1,0 +1,183 @@
+import t from 'tap'
+import { AsyncLocalStorage } from 'node:async_hooks'
+import http from 'node:http'
+import Fastify, { type FastifyInstance } from 'fastify'
+import fastifyRequestLocals, { type FastifyRequestLocalsOptions } from '../src/fastify.js'
+import { requestLocal, runWithLocals, tryGetLocals } from '../src/index.js'
+import { deferred, portOf, send } from './helpers/http.js'
+import './helpers/locals.js'
+
+async function appWith (options: FastifyRequestLocalsOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify()
+  await app.register(fastifyRequestLocals, options)
+  t.teardown(() => app.close())
+  return app
+}
+
+t.test('request.locals is the store requestLocal reads and writes', async (t) => {
+  const app = await appWith()
+  app.get('/', async (request) => {
+    requestLocal.tenant = 'acme'
+    return { same: request.locals === tryGetLocals(), tenant: request.locals.tenant, keys: Object.keys(requestLocal), json: JSON.stringify(requestLocal) }
+  })
+  const res = await app.inject('/')
+  t.same(res.json(), { same: true, tenant: 'acme', keys: ['tenant'], json: '{"tenant":"acme"}' }, 'the store shows only its values')
+})
+
+t.test('defaults given as an object are deep-copied per request, never shared', async (t) => {
+  const app = await appWith({ defaults: { tenant: 'public', tags: ['base'] } })
+  app.get('/', async () => {
+    requestLocal.tags!.push('mutated')
+    return { tenant: requestLocal.tenant, tags: requestLocal.tags }
+  })
+  const first = await app.inject('/')
+  const second = await app.inject('/')
+  t.same(first.json(), { tenant: 'public', tags: ['base', 'mutated'] })
+  t.same(second.json(), { tenant: 'public', tags: ['base', 'mutated'] }, 'the second request started from a clean copy')
+})
+
+t.test('flat defaults are copied per request too', async (t) => {
+  const app = await appWith({ defaults: { tenant: 'public' } })
+  app.get('/', async () => {
+    const before = requestLocal.tenant
+    requestLocal.tenant = 'changed'
+    return { before }
+  })
+  t.same((await app.inject('/')).json(), { before: 'public' })
+  t.same((await app.inject('/')).json(), { before: 'public' })
+})
+
+t.test('defaults given as a function are called per request with the request', async (t) => {
+  const app = await appWith({ defaults: (request) => ({ tenant: String(request.headers['x-tenant']) }) })
+  app.get('/', async () => ({ tenant: requestLocal.tenant }))
+  t.same((await app.inject({ url: '/', headers: { 'x-tenant': 'a' } })).json(), { tenant: 'a' })
+  t.same((await app.inject({ url: '/', headers: { 'x-tenant': 'b' } })).json(), { tenant: 'b' })
+})
+
+t.test('a defaults function that returns a bad value fails that request with a clear error', async (t) => {
+  const app = await appWith({ defaults: () => 'nope' as unknown as object })
+  app.get('/', async () => 'unreachable')
+  const res = await app.inject('/')
+  t.equal(res.statusCode, 500)
+  t.match(res.json(), { code: 'ERR_REQUEST_LOCALS_INVALID_ARGUMENT', message: /The request-locals plugin option `defaults` function's return value must be a plain object of locals; found a string/ })
+})
+
+t.test('bad options fail registration with ERR_REQUEST_LOCALS_OPTIONS', async (t) => {
+  const cases: Array<[unknown, RegExp]> = [
+    ['nope', /options must be an object; found a string/],
+    [[1], /options must be an object; found an array/],
+    [{ defaults: 42 }, /`defaults` must be a plain object or a function \(request\) => values; found a number/],
+    [{ defaults: new Date() }, /found an instance of Date/],
+    [{ defaults: { then: 1 } }, /reserved key "then"/],
+    [{ defaults: { socket: new http.Agent() } }, /`defaults`\.socket cannot be copied per request: structuredClone failed on an instance of Agent/],
+    [{ defaults: { make: () => 1 } }, /`defaults`\.make cannot be copied.*pass a function \(request\) => values/]
+  ]
+  for (const [options, message] of cases) {
+    const app = Fastify()
+    await t.rejects(async () => { await app.register(fastifyRequestLocals, options as object) }, { code: 'ERR_REQUEST_LOCALS_OPTIONS', message }, String(message))
+    await app.close()
+  }
+})
+
+t.test('every hook registered after the plugin sees the request\'s own store', async (t) => {
+  const app = Fastify({ connectionTimeout: 300 })
+  await app.register(fastifyRequestLocals, { defaults: (request: { headers: Record<string, unknown> }) => ({ seen: String(request.headers['x-id']) }) })
+  t.teardown(() => app.close())
+  const seen: string[] = []
+  const record = (hook: string, request: { headers: Record<string, unknown> }): void => {
+    seen.push(`${String(request.headers['x-id'])} ${hook}: ${tryGetLocals()?.seen ?? 'none'}`)
+  }
+  const aborted = deferred()
+  const timedOut = deferred()
+  app.addHook('onRequest', async (request) => record('onRequest', request))
+  app.addHook('preParsing', async (request) => record('preParsing', request))
+  app.addHook('preValidation', async (request) => record('preValidation', request))
+  app.addHook('preHandler', async (request) => record('preHandler', request))
+  app.addHook('preSerialization', async (request, _reply, payload) => { record('preSerialization', request); return payload })
+  app.addHook('onSend', async (request, _reply, payload) => { record('onSend', request); return payload })
+  app.addHook('onResponse', async (request) => record('onResponse', request))
+  app.addHook('onError', async (request) => record('onError', request))
+  app.addHook('onRequestAbort', async (request) => { record('onRequestAbort', request); aborted.resolve() })
+  app.addHook('onTimeout', async (request) => { record('onTimeout', request); timedOut.resolve() })
+  app.post('/', async (request) => {
+    record('handler', request)
+    const body = request.body as { fail?: boolean, hang?: boolean }
+    if (body.fail === true) throw new Error('handler failed')
+    if (body.hang === true) await timedOut.promise
+    return { ok: true }
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = portOf(app.server)
+  const post = (id: string, body: string) => send({ port, method: 'POST', headers: { 'x-id': id, 'content-type': 'application/json' }, body, chunks: 3 })
+
+  await post('ok', '{"fine":true}')
+  await post('fail', '{"fail":true}')
+
+  // Aborted mid-body: the client sends half a body and goes away.
+  const client = http.request({ port, host: '127.0.0.1', method: 'POST', headers: { 'x-id': 'abort', 'content-type': 'application/json', 'content-length': '100' } })
+  client.on('error', () => {})
+  client.write('{"half":', () => setImmediate(() => client.destroy()))
+  await aborted.promise
+
+  // Timed out: the handler outlives connectionTimeout.
+  const hung = http.request({ port, host: '127.0.0.1', method: 'POST', headers: { 'x-id': 'timeout', 'content-type': 'application/json' } })
+  hung.on('error', () => {})
+  hung.end('{"hang":true}')
+  await timedOut.promise
+
+  const wrong = seen.filter((line) => { const [id, rest] = line.split(' '); return !line.endsWith(`: ${id}`) || rest === undefined })
+  t.same(wrong, [], 'no hook saw another store or none')
+  const hooks = (id: string) => seen.filter((line) => line.startsWith(`${id} `)).map((line) => line.split(' ')[1])
+  t.same(hooks('ok'), ['onRequest:', 'preParsing:', 'preValidation:', 'preHandler:', 'handler:', 'preSerialization:', 'onSend:', 'onResponse:'])
+  t.same(hooks('fail'), ['onRequest:', 'preParsing:', 'preValidation:', 'preHandler:', 'handler:', 'onError:', 'onSend:', 'onResponse:'])
+  t.ok(hooks('abort').includes('onRequestAbort:'), 'onRequestAbort ran, in scope')
+  t.ok(hooks('timeout').includes('onTimeout:'), 'onTimeout ran, in scope')
+})
+
+t.test('a server started inside runWithLocals still gives each request a fresh store', async (t) => {
+  await runWithLocals({ tenant: 'outer' }, async () => {
+    const app = await appWith()
+    app.get('/', async () => {
+      const before = requestLocal.tenant ?? null
+      requestLocal.tenant = 'written by a request'
+      return { before }
+    })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const port = portOf(app.server)
+    t.same((await send({ port })).json(), { before: null })
+    t.same((await send({ port })).json(), { before: null })
+    t.equal(requestLocal.tenant, 'outer', 'the enclosing scope is untouched')
+  })
+})
+
+t.test('other libraries\' async context is preserved, not replaced', async (t) => {
+  const tracing = new AsyncLocalStorage<string>()
+  const app = Fastify()
+  // A tracing library that opens its context before ours.
+  app.addHook('onRequest', (request, _reply, done) => { tracing.run(`trace-${String(request.headers['x-id'])}`, done) })
+  await app.register(fastifyRequestLocals, { defaults: { tenant: 't' } })
+  t.teardown(() => app.close())
+  app.post('/', async () => ({ trace: tracing.getStore(), tenant: requestLocal.tenant }))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const res = await send({ port: portOf(app.server), method: 'POST', headers: { 'x-id': '7', 'content-type': 'application/json' }, body: '{"a":1}', chunks: 2 })
+  t.same(res.json(), { trace: 'trace-7', tenant: 't' })
+})
+
+t.test('hooks registered before the plugin run outside the scope and get the strict error', async (t) => {
+  const app = Fastify()
+  let error: unknown
+  app.addHook('onRequest', async () => {
+    try { void requestLocal.user } catch (err) { error = err }
+  })
+  await app.register(fastifyRequestLocals)
+  t.teardown(() => app.close())
+  app.get('/', async () => 'ok')
+  await app.inject('/')
+  t.match(error, { code: 'ERR_REQUEST_LOCALS_NO_SCOPE' })
+})
+
+t.test('the plugin is named and declares fastify 5', async (t) => {
+  const app = await appWith()
+  await app.ready()
+  t.equal(app.hasPlugin('request-locals'), true)
+})

@@ -1,0 +1,66 @@
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { promisify } from 'node:util'
+
+// These tests load the built package (dist/) by its name, as a user would,
+// so `npm test` builds first (the pretest script).
+const root = resolve(import.meta.dirname, '..')
+const run = promisify(execFile)
+
+async function node (file: string, source: string, cwd: string): Promise<string> {
+  const path = join(cwd, file)
+  writeFileSync(path, source)
+  const { stdout } = await run(process.execPath, [path], { cwd })
+  return stdout.trim()
+}
+
+t.test('import and require reach the same storage', async (t) => {
+  // An application folder with the package installed (linked) under its name.
+  const dir = t.testdir({ node_modules: { 'request-locals': t.fixture('symlink', root) } })
+  const out = await node('main.mjs', `
+    import { createRequire } from 'node:module'
+    import * as esm from 'request-locals'
+    import fastifyEsm from 'request-locals/fastify'
+    const require = createRequire(import.meta.url)
+    const cjs = require('request-locals')
+    const fastifyCjs = require('request-locals/fastify')
+    const seen = esm.runWithLocals({ tenant: 'from-import' }, () => cjs.requestLocal.tenant)
+    const back = cjs.runWithLocals({ tenant: 'from-require' }, () => esm.requestLocal.tenant)
+    console.log(JSON.stringify({
+      seen, back,
+      sameFunction: esm.runWithLocals === cjs.runWithLocals,
+      plugin: typeof fastifyEsm, sameplugin: fastifyEsm === (fastifyCjs.default ?? fastifyCjs),
+      named: typeof fastifyCjs.fastifyRequestLocals,
+      error: new cjs.RequestLocalsError('ERR_REQUEST_LOCALS_OPTIONS', 'x') instanceof esm.RequestLocalsError
+    }))
+  `, dir)
+  t.same(JSON.parse(out), { seen: 'from-import', back: 'from-require', sameFunction: true, plugin: 'function', sameplugin: true, named: 'function', error: true })
+})
+
+t.test('two installed copies of the package share one storage', async (t) => {
+  const dir = t.testdir({})
+  for (const name of ['copy-a', 'copy-b']) {
+    const target = join(dir, 'node_modules', name)
+    mkdirSync(target, { recursive: true })
+    cpSync(join(root, 'dist'), join(target, 'dist'), { recursive: true })
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+    writeFileSync(join(target, 'package.json'), JSON.stringify({ ...pkg, name }))
+  }
+  const out = await node('main.mjs', `
+    import * as a from 'copy-a'
+    import * as b from 'copy-b'
+    console.log(a.runWithLocals({ tenant: 'shared' }, () => b.requestLocal.tenant))
+  `, dir)
+  t.equal(out, 'shared')
+})
+
+t.test('the package exposes only its entry points', async (t) => {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+  t.same(Object.keys(pkg.exports).sort(), ['.', './fastify', './package.json'])
+  t.equal(pkg.type, 'module')
+  t.equal(pkg.engines.node, '>=20.19')
+  t.equal(pkg.peerDependenciesMeta.fastify.optional, true)
+  t.notOk(pkg.dependencies.fastify, 'fastify is not a hard dependency')
+})
