@@ -3,8 +3,8 @@ import { AsyncLocalStorage } from 'node:async_hooks'
 import http from 'node:http'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyRequestLocals, { type FastifyRequestLocalsOptions } from '../src/fastify.js'
-import { requestLocal, runWithLocals, tryGetLocals } from '../src/index.js'
-import { deferred, portOf, send } from './helpers/http.js'
+import { hasLocals, requestLocal, runWithLocals, tryGetLocals } from '../src/index.js'
+import { deferred, keepAliveAgent, portOf, send } from './helpers/http.js'
 import './helpers/locals.js'
 
 async function appWith (options: FastifyRequestLocalsOptions = {}): Promise<FastifyInstance> {
@@ -174,6 +174,25 @@ t.test('hooks registered before the plugin run outside the scope and get the str
   app.get('/', async () => 'ok')
   await app.inject('/')
   t.match(error, { code: 'ERR_REQUEST_LOCALS_NO_SCOPE' })
+})
+
+t.test('no store leaks out of the request: other listeners of the server and code before the plugin see none', async (t) => {
+  const app = Fastify()
+  const before: boolean[] = []
+  const after: boolean[] = []
+  app.addHook('onRequest', (_request, _reply, done) => { before.push(hasLocals()); done() })
+  await app.register(fastifyRequestLocals)
+  t.teardown(() => app.close())
+  app.get('/', async () => { requestLocal.tenant = 'set'; return 'ok' })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  // Runs right after Fastify's own 'request' listener, in the same turn: a
+  // scope entered with enterWith() instead of run() would still be current.
+  app.server.on('request', () => { after.push(hasLocals()) })
+  const agent = keepAliveAgent(1)
+  t.teardown(() => agent.destroy())
+  for (let i = 0; i < 3; i++) await send({ port: portOf(app.server), agent })
+  t.same(before, [false, false, false], 'hooks before the plugin')
+  t.same(after, [false, false, false], 'later listeners of the server')
 })
 
 t.test('the plugin is named and declares fastify 5', async (t) => {
