@@ -44,8 +44,9 @@ export function assignValues (store: Store, values: unknown, where: string): Sto
       'Pass an object literal such as { tenant: "acme" }.'
     )
   }
-  // Object.keys, not for-in: a plain object with a JSON-parsed "__proto__" key
-  // owns it, and for-in over Object.prototype-backed objects is not needed.
+  // Own keys only (Object.keys, not for-in): a key inherited from a polluted
+  // Object.prototype must never become a local, while an own "__proto__"
+  // (as JSON.parse makes) must be seen, so that it is refused.
   for (const key of Object.keys(values)) {
     if (isReservedKey(key)) throw reservedKeyError(key, where)
     store[key] = values[key]
@@ -55,9 +56,6 @@ export function assignValues (store: Store, values: unknown, where: string): Sto
 
 /** Makes the store of one request from that request. */
 export type StoreFactory<Request> = (request: Request) => Store
-
-/** What `defaults` may be: values copied per request, or a function of the request. */
-export type DefaultsOption<Request, Values> = Values | ((request: Request) => Values)
 
 function isFlat (values: Record<string, unknown>): boolean {
   for (const key of Object.keys(values)) {
