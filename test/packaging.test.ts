@@ -58,9 +58,11 @@ t.test('two installed copies of the package share one storage', async (t) => {
 
 t.test('the package exposes only its entry points', async (t) => {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
-  t.same(Object.keys(pkg.exports).sort(), ['.', './fastify', './package.json'])
+  t.same(Object.keys(pkg.exports).sort(), ['.', './fastify', './package.json', './pino'])
   t.equal(pkg.type, 'module')
   t.equal(pkg.engines.node, '>=20.19')
   t.equal(pkg.peerDependenciesMeta.fastify.optional, true)
   t.notOk(pkg.dependencies.fastify, 'fastify is not a hard dependency')
+  t.equal(pkg.peerDependenciesMeta.pino.optional, true)
+  t.notOk(pkg.dependencies.pino, 'pino is not a hard dependency')
 })
