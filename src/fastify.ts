@@ -93,7 +93,6 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
     ? function openRequestScope (request: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
       const store = makeStore(request)
       attachRequest(store, request)
-      attachRequestId(store, request.id)
       request.locals = store as RequestLocals
       storage.run(store, next)
     }

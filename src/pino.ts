@@ -98,8 +98,8 @@ export function requestLogger (root: Logger, options: RequestLogOptions = {}): R
     throw invalidArgumentError(`requestLogger(root) expects a pino logger; found ${describe(root)}. Pass the application's pino instance, e.g. requestLogger(pino()).`)
   }
   const idKey = requestIdKeyOf(options, 'requestLogger(root, options):')
-  // Per requestLogger, so that two roots never share a request's child. The
-  // child is rebuilt when addLogBindings replaced the bindings it was made from.
+  // Per requestLogger, so that two roots never share a request's logger. It
+  // is found again when addLogBindings replaced the bindings it was made from.
   const kLogger = Symbol('request-locals.logger')
   const kMadeFrom = Symbol('request-locals.logger-bindings')
   type StoreWithLogger = Store & { [kLogger]?: Logger, [kMadeFrom]?: Readonly<Bindings> }
@@ -107,19 +107,22 @@ export function requestLogger (root: Logger, options: RequestLogOptions = {}): R
   function current (): Logger {
     const store = storage.getStore() as StoreWithLogger | undefined
     if (store === undefined) return root
-    const framework = frameworkLogger(store)
     const bindings = logBindingsOf(store)
-    // A pino request logger got the bindings in place (setBindings).
-    if (framework !== undefined && (bindings === undefined || typeof framework.setBindings === 'function')) return framework
-    let logger = store[kLogger]
-    if (logger === undefined || store[kMadeFrom] !== bindings) {
-      logger = framework !== undefined
-        ? framework.child(bindings as Bindings)
-        : root.child(bindings === undefined ? { [idKey]: requestIdOf(store) } : { [idKey]: requestIdOf(store), ...bindings })
-      store[kLogger] = logger
-      store[kMadeFrom] = bindings
-    }
+    const cached = store[kLogger]
+    if (cached !== undefined && store[kMadeFrom] === bindings) return cached
+    const logger = makeLogger(store, bindings)
+    store[kLogger] = logger
+    store[kMadeFrom] = bindings
     return logger
+  }
+
+  function makeLogger (store: Store, bindings: Readonly<Bindings> | undefined): Logger {
+    const framework = frameworkLogger(store)
+    if (framework !== undefined) {
+      // A pino request logger got the bindings in place (setBindings).
+      return bindings === undefined || typeof framework.setBindings === 'function' ? framework : framework.child(bindings)
+    }
+    return root.child(bindings === undefined ? { [idKey]: requestIdOf(store) } : { [idKey]: requestIdOf(store), ...bindings })
   }
 
   // Explicit methods rather than a Proxy: no bound function per call.

@@ -34,9 +34,21 @@ export function requestOf (store: Store): unknown {
   return (store as StoreWithState)[kRequest]
 }
 
-/** The scope's request id; a scope opened without one gets a UUID on first read. */
+/**
+ * The scope's request id, settled on first read: the id recorded when the
+ * scope opened, else the framework request's own `id` (Fastify's
+ * request.id), else a fresh UUID (runWithLocals scopes). Lazy, so requests
+ * that never ask for it cost nothing.
+ */
 export function requestIdOf (store: Store): string {
-  return ((store as StoreWithState)[kRequestId] ??= randomUUID())
+  const state = store as StoreWithState
+  let id = state[kRequestId]
+  if (id === undefined) {
+    const own = (state[kRequest] as { id?: unknown } | undefined)?.id
+    id = typeof own === 'string' ? own : randomUUID()
+    state[kRequestId] = id
+  }
+  return id
 }
 
 /** Records the ids a request was given when its scope opened. */

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import http from 'node:http'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import fastifyRequestLocals, { type RequestIdOptions } from '../src/fastify.js'
-import { requestId, traceId } from '../src/index.js'
+import { requestId, runWithLocals, traceId } from '../src/index.js'
 import { keepAliveAgent, portOf } from './helpers/http.js'
 import { captureLogs, type LogLine } from './helpers/logs.js'
 import { hostileHeaders } from './helpers/hostile-headers.js'
@@ -104,7 +104,10 @@ t.test('a custom echo header, also on errors and 404s', async (t) => {
 
 t.test('traceId() carries a valid traceparent\'s trace id, never an invalid one', async (t) => {
   const { app } = await appWith({})
+  app.get('/nested', async () => runWithLocals({}, () => ({ traceId: traceId(), requestId: requestId() })))
   t.equal((await app.inject({ url: '/', headers: { traceparent: validTraceparent } })).json().traceId, '4bf92f3577b34da6a3ce929d0e0e4736')
+  const nested = await app.inject({ url: '/nested', headers: { traceparent: validTraceparent } })
+  t.match(nested.json(), { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', requestId: UUID }, 'a scope nested in the request keeps its trace id')
   t.equal((await app.inject({ url: '/', headers: { traceparent: validTraceparent.toUpperCase() } })).json().traceId, undefined)
   t.equal((await app.inject({ url: '/', headers: { traceparent: [validTraceparent, validTraceparent] } })).json().traceId, undefined)
 })
