@@ -37,7 +37,7 @@ export function requestOf (store: Store): unknown {
 /**
  * The scope's request id, settled on first read: the id recorded when the
  * scope opened, else the framework request's own `id` (Fastify's
- * request.id), else a fresh UUID (runWithLocals scopes). Lazy, so requests
+ * request.id, pino-http's numeric req.id), else a fresh UUID (runWithLocals scopes). Lazy, so requests
  * that never ask for it cost nothing.
  */
 export function requestIdOf (store: Store): string {
@@ -45,7 +45,7 @@ export function requestIdOf (store: Store): string {
   let id = state[kRequestId]
   if (id === undefined) {
     const own = (state[kRequest] as { id?: unknown } | undefined)?.id
-    id = typeof own === 'string' ? own : randomUUID()
+    id = typeof own === 'string' || typeof own === 'number' ? String(own) : randomUUID()
     state[kRequestId] = id
   }
   return id

@@ -83,6 +83,14 @@ t.test('without the requestId option, request.id stays Fastify\'s and nothing is
   t.equal(res.headers['x-request-id'], undefined)
 })
 
+t.test('a numeric request.id (a custom genReqId, pino-http\'s req.id) is read as a string', async (t) => {
+  const app = Fastify({ genReqId: () => 42 as unknown as string })
+  t.teardown(() => app.close())
+  await app.register(fastifyRequestLocals)
+  app.get('/', async () => ({ requestId: requestId() }))
+  t.same((await app.inject('/')).json(), { requestId: '42' })
+})
+
 t.test('requestId: {} gives UUIDs, ignores incoming ids, echoes nothing', async (t) => {
   const { app, lines } = await appWith({})
   const res = await app.inject({ url: '/', headers: { 'x-request-id': 'EVIL\r\n' } })
