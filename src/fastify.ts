@@ -105,9 +105,9 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
       request.locals = store as RequestLocals
       if (incoming?.rejected !== undefined) {
         // The raw value is never logged: it may carry forged log lines.
-        request.log.debug({ requestIdHeader: (policy as RequestIdPolicy).header, reason: incoming.rejected }, 'request-locals: replaced the incoming request id')
+        request.log.debug({ requestIdHeader: policy.header, reason: incoming.rejected }, 'request-locals: replaced the incoming request id')
       }
-      const echo = (policy as RequestIdPolicy).echoHeader
+      const echo = policy.echoHeader
       if (echo !== undefined) reply.header(echo, request.id)
       storage.run(store, next)
     })

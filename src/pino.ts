@@ -148,6 +148,8 @@ export function requestLogger (root: Logger, options: RequestLogOptions = {}): R
  * itself (so Fastify's own "request completed" line carries them too).
  * Scopes nested in the request inherit them; fields added in a nested
  * scope stay in it. Throws `ERR_REQUEST_LOCALS_NO_SCOPE` outside a scope.
+ * Add each field once: pino's `setBindings` appends, so a field added twice
+ * appears twice in `request.log`'s lines (JSON parsers keep the last).
  *
  * @example
  * app.addHook('preHandler', async (request) => {
