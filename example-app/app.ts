@@ -1,21 +1,33 @@
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import fastifyRequestLocals from 'request-locals/fastify'
 import { requestLocal } from 'request-locals'
+import { addLogBindings } from 'request-locals/pino'
 import { greet } from './services/greeting.js'
+import { findUser } from './repositories/users.js'
+import { log, root } from './log.js'
 import './locals.js'
 
-const users: Record<string, string> = { alice: 'Alice', bob: 'Bob' }
-
-export async function buildApp (): Promise<FastifyInstance> {
-  const app = Fastify({ logger: process.env.NODE_ENV !== 'test' })
-  await app.register(fastifyRequestLocals)
-
-  // Authentication sets the user once; everything downstream reads it.
-  app.addHook('onRequest', async (request) => {
-    const id = request.headers['x-user']
-    if (typeof id === 'string' && id in users) requestLocal.user = { id, name: users[id] }
+export async function buildApp (logger: FastifyBaseLogger = root): Promise<FastifyInstance> {
+  const app = Fastify({ loggerInstance: logger })
+  await app.register(fastifyRequestLocals, {
+    requestId: { header: 'x-request-id', echoHeader: true }
   })
 
-  app.get('/hello', async () => greet())
+  // Authentication sets the user once; everything downstream reads it, and
+  // every later log line of the request carries it.
+  app.addHook('onRequest', async (request) => {
+    const id = request.headers['x-user']
+    const user = typeof id === 'string' ? await findUser(id) : undefined
+    if (user !== undefined) {
+      requestLocal.user = user
+      addLogBindings({ userId: user.id })
+    }
+  })
+
+  app.get('/hello', async function hello () {
+    log.info('hello route')
+    return greet()
+  })
+  app.log.info('routes ready')
   return app
 }

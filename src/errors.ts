@@ -50,6 +50,16 @@ export function noScopeError (key: string, access: 'read' | 'written' | 'deleted
   )
 }
 
+export function noScopeCallError (call: string): RequestLocalsError {
+  return new RequestLocalsError(
+    'ERR_REQUEST_LOCALS_NO_SCOPE',
+    `${call} was called outside a request scope. ` +
+    'Expected a scope opened by the request-locals plugin or middleware, or by runWithLocals(); found none. ' +
+    'Call it from a hook, handler or service that runs inside a request (after the plugin/middleware), ' +
+    'or wrap background work in runWithLocals(values, fn).'
+  )
+}
+
 export function reservedKeyError (key: string | symbol, where: string): RequestLocalsError {
   const shown = typeof key === 'symbol' ? key.toString() : JSON.stringify(key)
   return new RequestLocalsError(

@@ -1,17 +1,21 @@
 import fp from 'fastify-plugin'
+import type { IncomingMessage } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { describe, optionsError } from './errors.js'
 import { sharedStorage, type Store } from './storage.js'
-import { attachRequest } from './scope-state.js'
+import { attachRequest, attachRequestId } from './scope-state.js'
+import { compileRequestIdPolicy, resolveRequestId, type IncomingRequestId, type RequestIdPolicy } from './request-id.js'
 import { compileDefaults } from './store.js'
 import type { RequestLocals } from './index.js'
+import type { RequestIdOptions } from './request-id.js'
 
 /**
  * Options of the Fastify plugin.
  *
  * @example
  * await app.register(fastifyRequestLocals, {
- *   defaults: (request) => ({ tenant: String(request.headers['x-tenant'] ?? 'public') })
+ *   defaults: (request) => ({ tenant: String(request.headers['x-tenant'] ?? 'public') }),
+ *   requestId: { header: 'x-request-id', echoHeader: true }
  * })
  */
 export interface FastifyRequestLocalsOptions {
@@ -20,7 +24,22 @@ export interface FastifyRequestLocalsOptions {
    * plain-data object copied per request (never shared between requests).
    */
   defaults?: Partial<RequestLocals> | ((request: FastifyRequest) => Partial<RequestLocals>)
+  /**
+   * The request id policy. Without it, `request.id` stays Fastify's own
+   * (`req-1`, `req-2` …). With it, the plugin sets Fastify's id generator:
+   * every request gets a `crypto.randomUUID()`, or a validated incoming
+   * header when `header` is set. Leave Fastify's own `requestIdHeader`
+   * option unset: it accepts any raw value.
+   */
+  requestId?: RequestIdOptions
 }
+
+export type { RequestIdOptions, RequestIdRejection } from './request-id.js'
+
+// The id decision is made in Fastify's genReqId, before the request (and its
+// logger) exists; the onRequest hook picks the rest of it up from here.
+const kIncomingRequestId = Symbol('request-locals.incoming-request-id')
+type RawWithIncoming = IncomingMessage & { [kIncomingRequestId]?: IncomingRequestId }
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -41,18 +60,57 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
     done(err as Error)
     return
   }
+  let policy: RequestIdPolicy | undefined
+  if (options.requestId !== undefined) {
+    try {
+      policy = compileRequestIdPolicy(options.requestId, 'The request-locals plugin option `requestId`')
+    } catch (err) {
+      done(err as Error)
+      return
+    }
+    if (fastify.initialConfig.requestIdHeader !== false) {
+      done(optionsError(
+        `The request-locals plugin option \`requestId\` conflicts with Fastify's own requestIdHeader option (found ${JSON.stringify(fastify.initialConfig.requestIdHeader)}), ` +
+        'which accepts any raw header value ahead of the plugin\'s validation. ' +
+        `Remove requestIdHeader from Fastify's options and pass { requestId: { header: ${JSON.stringify(fastify.initialConfig.requestIdHeader)} } } to the plugin instead.`
+      ))
+      return
+    }
+    const accepted = policy
+    fastify.setGenReqId(function requestIdByPolicy (raw: RawWithIncoming): string {
+      const incoming = resolveRequestId(accepted, raw.rawHeaders)
+      raw[kIncomingRequestId] = incoming
+      return incoming.id
+    })
+  }
   const storage = sharedStorage()
 
   fastify.decorateRequest('locals', null as unknown as RequestLocals)
   // onRequest is the first hook Fastify runs for a request; running the rest
   // of the lifecycle inside storage.run() makes every later hook, the body
   // parser and the handler inherit the scope through the async context.
-  fastify.addHook('onRequest', function openRequestScope (request: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
-    const store = makeStore(request)
-    attachRequest(store, request)
-    request.locals = store as RequestLocals
-    storage.run(store, next)
-  })
+  fastify.addHook('onRequest', policy === undefined
+    ? function openRequestScope (request: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
+      const store = makeStore(request)
+      attachRequest(store, request)
+      request.locals = store as RequestLocals
+      storage.run(store, next)
+    }
+    : function openRequestScopeWithIdPolicy (request: FastifyRequest, reply: FastifyReply, next: HookHandlerDoneFunction) {
+      const store = makeStore(request)
+      attachRequest(store, request)
+      // Undefined only when a child context replaced the id generator.
+      const incoming = (request.raw as RawWithIncoming)[kIncomingRequestId]
+      attachRequestId(store, request.id, incoming?.traceId)
+      request.locals = store as RequestLocals
+      if (incoming?.rejected !== undefined) {
+        // The raw value is never logged: it may carry forged log lines.
+        request.log.debug({ requestIdHeader: policy.header, reason: incoming.rejected }, 'request-locals: replaced the incoming request id')
+      }
+      const echo = policy.echoHeader
+      if (echo !== undefined) reply.header(echo, request.id)
+      storage.run(store, next)
+    })
   // Fastify runs these two from socket events ('close', 'timeout'), whose
   // async context is the connection's, not the request's. Running first in
   // their hook chain, these re-enter the request's own store (not a saved

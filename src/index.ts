@@ -3,6 +3,7 @@ import { sharedStorage } from './storage.js'
 
 export { RequestLocalsError, type RequestLocalsErrorCode } from './errors.js'
 export { createRequestLocals, type RequestLocalsInstance } from './instance.js'
+export { requestId, traceId } from './request-id.js'
 
 /**
  * The values of one request scope. Empty here: applications declare their

@@ -1,17 +1,86 @@
+import { randomUUID } from 'node:crypto'
 import type { Store } from './storage.js'
 
 // What the library keeps about a scope besides its values hangs off the store
 // under private symbols, one per feature: a property write per request, no
 // extra allocation, no module-level map, and it becomes unreachable together
 // with the store. Symbol keys are invisible through the proxy (Object.keys,
-// JSON, inspect, `in`) and are not copied into nested scopes.
+// JSON, inspect, `in`) and are not copied into nested scopes, except the
+// request's identity (see inheritIdentity).
 
 /** The adapter's request object (a FastifyRequest, an IncomingMessage …). */
 export const kRequest = Symbol('request-locals.request')
+/** The request id: set when the scope opens, or made on first read. */
+export const kRequestId = Symbol('request-locals.request-id')
+/** The trace id of a valid incoming W3C traceparent header. */
+export const kTraceId = Symbol('request-locals.trace-id')
+/** The fields added by addLogBindings(), replaced (never mutated) on each add. */
+export const kLogBindings = Symbol('request-locals.log-bindings')
 
-type StoreWithState = Store & { [kRequest]?: unknown }
+type StoreWithState = Store & {
+  [kRequest]?: unknown
+  [kRequestId]?: string
+  [kTraceId]?: string
+  [kLogBindings]?: Readonly<Record<string, unknown>>
+}
 
 /** Links a store to the framework request it serves. */
 export function attachRequest (store: Store, request: unknown): void {
   (store as StoreWithState)[kRequest] = request
+}
+
+/** The framework request a store serves, or undefined for runWithLocals scopes. */
+export function requestOf (store: Store): unknown {
+  return (store as StoreWithState)[kRequest]
+}
+
+/**
+ * The scope's request id, settled on first read: the id recorded when the
+ * scope opened, else the framework request's own `id` (Fastify's
+ * request.id, pino-http's numeric req.id), else a fresh UUID (runWithLocals scopes). Lazy, so requests
+ * that never ask for it cost nothing.
+ */
+export function requestIdOf (store: Store): string {
+  const state = store as StoreWithState
+  let id = state[kRequestId]
+  if (id === undefined) {
+    const own = (state[kRequest] as { id?: unknown } | undefined)?.id
+    id = typeof own === 'string' || typeof own === 'number' ? String(own) : randomUUID()
+    state[kRequestId] = id
+  }
+  return id
+}
+
+/** Records the ids a request was given when its scope opened. */
+export function attachRequestId (store: Store, id: string, traceId?: string): void {
+  (store as StoreWithState)[kRequestId] = id
+  if (traceId !== undefined) (store as StoreWithState)[kTraceId] = traceId
+}
+
+export function traceIdOf (store: Store): string | undefined {
+  return (store as StoreWithState)[kTraceId]
+}
+
+export function logBindingsOf (store: Store): Readonly<Record<string, unknown>> | undefined {
+  return (store as StoreWithState)[kLogBindings]
+}
+
+export function setLogBindings (store: Store, bindings: Readonly<Record<string, unknown>>): void {
+  (store as StoreWithState)[kLogBindings] = bindings
+}
+
+/**
+ * A nested scope (runWithLocals inside a request) still serves the same
+ * request, so its log lines must carry the same id, trace id and log fields
+ * (a parent without an id yet gets it now, so that both share one).
+ * These are never mutated in place (bindings are replaced on each add), so
+ * sharing them cannot leak a nested scope's additions outward. The request
+ * object itself is not inherited: its logger is mutable.
+ */
+export function inheritIdentity (store: Store, parent: Store): void {
+  const from = parent as StoreWithState
+  const to = store as StoreWithState
+  to[kRequestId] = requestIdOf(parent)
+  if (from[kTraceId] !== undefined) to[kTraceId] = from[kTraceId]
+  if (from[kLogBindings] !== undefined) to[kLogBindings] = from[kLogBindings]
 }

@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { describe, invalidArgumentError } from './errors.js'
 import { assignValues, copyStore, emptyStore } from './store.js'
+import { inheritIdentity } from './scope-state.js'
 import type { LocalsStorage } from './storage.js'
 
 /** The functions that open, find and carry scopes of one storage. */
@@ -18,7 +19,11 @@ export function createScopeFunctions<T extends object> (storage: LocalsStorage):
     }
     // A nested scope starts from a copy, so its writes never leak outward.
     const parent = storage.getStore()
-    const store = parent === undefined ? emptyStore() : copyStore(emptyStore(), parent)
+    const store = emptyStore()
+    if (parent !== undefined) {
+      copyStore(store, parent)
+      inheritIdentity(store, parent)
+    }
     assignValues(store, values, 'runWithLocals(values)')
     return storage.run(store, fn)
   }

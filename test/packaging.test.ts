@@ -39,6 +39,23 @@ t.test('import and require reach the same storage', async (t) => {
   t.same(JSON.parse(out), { seen: 'from-import', back: 'from-require', sameFunction: true, plugin: 'function', sameplugin: true, named: 'function', error: true })
 })
 
+t.test('request-locals/pino loads by import and require without pino at run time', async (t) => {
+  const dir = t.testdir({ node_modules: { 'request-locals': t.fixture('symlink', root) } })
+  const out = await node('main.mjs', `
+    import { createRequire } from 'node:module'
+    import * as esm from 'request-locals/pino'
+    const require = createRequire(import.meta.url)
+    const cjs = require('request-locals/pino')
+    console.log(JSON.stringify({
+      esm: [typeof esm.requestLogger, typeof esm.addLogBindings, typeof esm.logMixin],
+      same: esm.addLogBindings === cjs.addLogBindings
+    }))
+  `, dir)
+  t.same(JSON.parse(out), { esm: ['function', 'function', 'function'], same: true })
+  // pino is an optional peer: only its types may be referenced.
+  t.notMatch(readFileSync(join(root, 'dist', 'pino.js'), 'utf8'), /^import [^\n]*['"]pino['"]|require\(['"]pino['"]\)/m, 'no import of pino in dist/pino.js')
+})
+
 t.test('two installed copies of the package share one storage', async (t) => {
   const dir = t.testdir({})
   for (const name of ['copy-a', 'copy-b']) {
@@ -58,9 +75,11 @@ t.test('two installed copies of the package share one storage', async (t) => {
 
 t.test('the package exposes only its entry points', async (t) => {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
-  t.same(Object.keys(pkg.exports).sort(), ['.', './fastify', './package.json'])
+  t.same(Object.keys(pkg.exports).sort(), ['.', './fastify', './package.json', './pino'])
   t.equal(pkg.type, 'module')
   t.equal(pkg.engines.node, '>=20.19')
   t.equal(pkg.peerDependenciesMeta.fastify.optional, true)
   t.notOk(pkg.dependencies.fastify, 'fastify is not a hard dependency')
+  t.equal(pkg.peerDependenciesMeta.pino.optional, true)
+  t.notOk(pkg.dependencies.pino, 'pino is not a hard dependency')
 })
