@@ -4,6 +4,7 @@ import { describe, optionsError } from './errors.js'
 import { sharedStorage, type Store } from './storage.js'
 import { attachRequest } from './scope-state.js'
 import { compileDefaults } from './store.js'
+import { scopeWebsocketConnections } from './fastify-websocket.js'
 import type { RequestLocals } from './index.js'
 
 /**
@@ -64,6 +65,7 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
   fastify.addHook('onTimeout', function enterScopeOnTimeout (request: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
     storage.run(request.locals as Store, next)
   })
+  scopeWebsocketConnections(fastify, storage)
   done()
 }
 
