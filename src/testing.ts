@@ -1,8 +1,10 @@
 import { describe, invalidArgumentError } from './errors.js'
 import { runWithLocals, type RequestLocals } from './index.js'
 
-/** The locals a test runs with: values, or a function making fresh ones per run. */
-export type TestLocals = Partial<RequestLocals> | (() => Partial<RequestLocals>)
+// A function's returned object literal escapes TypeScript's excess-property
+// check; this makes each key a values function returns beyond RequestLocals'
+// own a compile error too.
+type NoUnknownKeys<V> = { [K in Exclude<keyof V, keyof RequestLocals>]: never }
 
 /**
  * Wraps a test body so that it runs in a scope holding `locals`, for unit
@@ -22,7 +24,10 @@ export type TestLocals = Partial<RequestLocals> | (() => Partial<RequestLocals>)
  *   assert.deepEqual(await listNotes(), [])  // listNotes reads requestLocal.user
  * }))
  */
-export function withLocals<A extends unknown[], R> (locals: TestLocals, body: (...args: A) => R): (...args: A) => R {
+export function withLocals<A extends unknown[], R, V extends Partial<RequestLocals> = Partial<RequestLocals>> (
+  locals: Partial<RequestLocals> | (() => V & NoUnknownKeys<V>),
+  body: (...args: A) => R
+): (...args: A) => R {
   if (typeof body !== 'function') {
     throw invalidArgumentError(`withLocals(locals, body) expects body to be a function; found ${describe(body)}. Pass the test body, e.g. withLocals({ tenant: 't1' }, async () => { … }).`)
   }

@@ -52,6 +52,8 @@ withLocals({ tenant: 42 }, () => {})
 withLocals({ user: { id: 1, roles: [] } }, () => {})
 // @ts-expect-error a values function is checked too
 withLocals(() => ({ tenant: 42 }), () => {})
+// @ts-expect-error and so are the keys it returns
+withLocals(() => ({ tenant: 't', nope: 1 }), () => {})
 // @ts-expect-error the body must be a function
 withLocals({ tenant: 't' }, 'body')
 
