@@ -1,3 +1,5 @@
+import { lostContextHint } from './debug.js'
+
 /**
  * The stable codes a {@link RequestLocalsError} can carry. Match on `code`,
  * never on `message`: messages may be reworded, codes never change.
@@ -12,6 +14,7 @@ export type RequestLocalsErrorCode =
   | 'ERR_REQUEST_LOCALS_RESERVED_KEY'
   | 'ERR_REQUEST_LOCALS_OPTIONS'
   | 'ERR_REQUEST_LOCALS_INVALID_ARGUMENT'
+  | 'ERR_REQUEST_LOCALS_NOT_CLONEABLE'
 
 /**
  * The one error class this library throws. `code` is stable; `message`
@@ -46,7 +49,29 @@ export function noScopeError (key: string, access: 'read' | 'written' | 'deleted
     'Expected a scope opened by the request-locals plugin or middleware, or by runWithLocals(); found none. ' +
     'Register the plugin/middleware before the routes and hooks that use it, ' +
     'wrap background work in runWithLocals(values, fn), ' +
-    'or use tryGetLocals() where running outside a request is expected.'
+    'or use tryGetLocals() where running outside a request is expected.' +
+    lostContextHint()
+  )
+}
+
+/** NO_SCOPE for a call (not a key) that needs the current scope. */
+export function noScopeForCallError (call: string): RequestLocalsError {
+  return new RequestLocalsError(
+    'ERR_REQUEST_LOCALS_NO_SCOPE',
+    `${call} was called outside a request scope. ` +
+    'Expected a scope opened by the request-locals plugin or middleware, or by runWithLocals(); found none. ' +
+    'Call it from the request (or job) whose locals it should capture.' +
+    lostContextHint()
+  )
+}
+
+export function notCloneableError (key: string, value: unknown, cause: unknown): RequestLocalsError {
+  return new RequestLocalsError(
+    'ERR_REQUEST_LOCALS_NOT_CLONEABLE',
+    `snapshotLocals(): requestLocal.${key} cannot be snapshotted: structuredClone failed on ${describe(value)} ` +
+    `(${(cause as Error).message}). Expected plain data that can be posted to a worker or queued as a job. ` +
+    `Leave "${key}" out of the keys, or store plain data (an id, a plain object) and rebuild the object where the snapshot is reopened.`,
+    { cause }
   )
 }
 

@@ -6,6 +6,7 @@ import { sharedStorage, type Store } from './storage.js'
 import { attachRequest, attachRequestId } from './scope-state.js'
 import { compileRequestIdPolicy, resolveRequestId, type IncomingRequestId, type RequestIdPolicy } from './request-id.js'
 import { compileDefaults } from './store.js'
+import { scopeWebsocketConnections } from './fastify-websocket.js'
 import type { RequestLocals } from './index.js'
 import type { RequestIdOptions } from './request-id.js'
 
@@ -122,6 +123,7 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
   fastify.addHook('onTimeout', function enterScopeOnTimeout (request: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
     storage.run(request.locals as Store, next)
   })
+  scopeWebsocketConnections(fastify, storage)
   done()
 }
 

@@ -1,9 +1,13 @@
 import { buildInstance } from './instance.js'
 import { sharedStorage } from './storage.js'
+import type { LocalsSnapshot } from './snapshot.js'
 
 export { RequestLocalsError, type RequestLocalsErrorCode } from './errors.js'
 export { createRequestLocals, type RequestLocalsInstance } from './instance.js'
 export { requestId, traceId } from './request-id.js'
+export { bindEmitter } from './emitter.js'
+export { setLocalsDebug } from './debug.js'
+export type { LocalsSnapshot } from './snapshot.js'
 
 /**
  * The values of one request scope. Empty here: applications declare their
@@ -74,3 +78,18 @@ export const hasLocals: () => boolean = shared.hasLocals
  * }))
  */
 export const bindLocals: <F extends (...args: never[]) => unknown>(fn: F) => F = shared.bindLocals
+
+/**
+ * Copies the chosen keys of the current scope into a plain object (a deep
+ * copy, via `structuredClone`), to post to a worker thread or queue as a job
+ * and reopen there with `runWithLocals(snapshot, fn)`. Keys that are not set
+ * are left out; a value that cannot be cloned (a function, a socket, a
+ * connection) throws `ERR_REQUEST_LOCALS_NOT_CLONEABLE` naming the key.
+ *
+ * @example
+ * // in the request
+ * worker.postMessage({ task, locals: snapshotLocals(['user', 'tenant']) })
+ * // in the worker
+ * parentPort.on('message', ({ task, locals }) => runWithLocals(locals, () => run(task)))
+ */
+export const snapshotLocals: <K extends keyof RequestLocals & string>(keys: readonly K[]) => LocalsSnapshot<RequestLocals, K> = shared.snapshotLocals

@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { createLocalsProxy } from './proxy.js'
 import { createScopeFunctions, type ScopeFunctions } from './scope.js'
+import { createSnapshotLocals, type LocalsSnapshot } from './snapshot.js'
 import type { LocalsStorage, Store } from './storage.js'
 
 /**
@@ -15,6 +16,8 @@ import type { LocalsStorage, Store } from './storage.js'
 export interface RequestLocalsInstance<T extends object> extends ScopeFunctions<T> {
   /** Reads and writes the current scope's values; see `requestLocal`. */
   readonly requestLocal: T
+  /** Copies chosen keys into plain data for a worker or a job; see `snapshotLocals`. */
+  readonly snapshotLocals: <K extends keyof T & string>(keys: readonly K[]) => LocalsSnapshot<T, K>
 }
 
 // The adapters reach an instance's storage through this symbol, so that
@@ -30,6 +33,7 @@ export function buildInstance<T extends object> (storage: LocalsStorage): Instan
   return {
     requestLocal: createLocalsProxy<T>(storage),
     ...createScopeFunctions<T>(storage),
+    snapshotLocals: createSnapshotLocals<T>(storage),
     [kStorage]: storage
   }
 }

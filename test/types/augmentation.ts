@@ -1,6 +1,8 @@
 // Compiled by `npm run typecheck` (tsc), not run: each @ts-expect-error
 // below must be an error, or tsc fails the test run.
-import { bindLocals, createRequestLocals, requestLocal, runWithLocals, tryGetLocals } from 'request-locals'
+import { EventEmitter } from 'node:events'
+import { bindEmitter, bindLocals, createRequestLocals, requestLocal, runWithLocals, setLocalsDebug, snapshotLocals, tryGetLocals, type LocalsSnapshot, type RequestLocals } from 'request-locals'
+import { withLocals } from 'request-locals/testing'
 import fastifyRequestLocals from 'request-locals/fastify'
 import Fastify from 'fastify'
 
@@ -37,6 +39,40 @@ runWithLocals({ unknownKey: true }, () => {})
 const maybe: string | undefined = tryGetLocals()?.tenant
 const bound: (a: number) => string = bindLocals((a: number) => String(a))
 
+// request-locals/testing: the locals of a test are typed like runWithLocals'.
+const tapBody: (t: { equal: (a: unknown, b: unknown) => void }) => Promise<void> = withLocals({ tenant: 't', user: { id: 'u', roles: [] } }, async (t: { equal: (a: unknown, b: unknown) => void }) => {
+  t.equal(requestLocal.tenant, 't')
+})
+const doneBody: (t: unknown, done: () => void) => void = withLocals(() => ({ tenant: 'fresh' }), (_t: unknown, done: () => void) => done())
+// @ts-expect-error withLocals refuses unknown keys
+withLocals({ nope: 1 }, () => {})
+// @ts-expect-error withLocals checks value types
+withLocals({ tenant: 42 }, () => {})
+// @ts-expect-error the user has a shape in tests too
+withLocals({ user: { id: 1, roles: [] } }, () => {})
+// @ts-expect-error a values function is checked too
+withLocals(() => ({ tenant: 42 }), () => {})
+// @ts-expect-error and so are the keys it returns
+withLocals(() => ({ tenant: 't', nope: 1 }), () => {})
+// @ts-expect-error the body must be a function
+withLocals({ tenant: 't' }, 'body')
+
+// Snapshots carry only the chosen keys, typed, and reopen with runWithLocals.
+const snapshot: LocalsSnapshot<RequestLocals, 'user' | 'tenant'> = snapshotLocals(['user', 'tenant'])
+const snapshotUser: User | undefined = snapshot.user
+runWithLocals(snapshot, () => {})
+// @ts-expect-error only declared keys can be snapshotted
+snapshotLocals(['nope'])
+// @ts-expect-error keys left out are not in the snapshot's type
+void snapshotLocals(['tenant']).user
+
+const emitter: EventEmitter = bindEmitter(new EventEmitter())
+// @ts-expect-error bindEmitter takes an emitter
+bindEmitter({})
+setLocalsDebug(true)
+// @ts-expect-error debug mode is switched with a boolean
+setLocalsDebug('on')
+
 const app = Fastify()
 await app.register(fastifyRequestLocals, { defaults: (request) => ({ tenant: request.headers.host ?? 'none' }) })
 await app.register(fastifyRequestLocals, { defaults: { tenant: 'public' } })
@@ -53,4 +89,4 @@ const jobId: string = jobs.requestLocal.jobId
 // @ts-expect-error an isolated instance has only its own keys
 void jobs.requestLocal.tenant
 
-export { user, tenant, n, maybe, bound, jobId }
+export { user, tenant, n, maybe, bound, jobId, tapBody, doneBody, snapshotUser, emitter }
