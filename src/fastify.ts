@@ -120,9 +120,14 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
   fastify.addHook('onRequestAbort', function enterScopeOnAbort (request: FastifyRequest, next: HookHandlerDoneFunction) {
     storage.run(request.locals as Store, next)
   })
-  fastify.addHook('onTimeout', function enterScopeOnTimeout (request: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
-    storage.run(request.locals as Store, next)
-  })
+  // Sockets time out only when Fastify's connectionTimeout is set. Any
+  // onTimeout hook makes Fastify touch every request's socket (and breaks
+  // injectWS, whose fake request has none), so it is added only then.
+  if (fastify.initialConfig.connectionTimeout > 0) {
+    fastify.addHook('onTimeout', function enterScopeOnTimeout (request: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
+      storage.run(request.locals as Store, next)
+    })
+  }
   scopeWebsocketConnections(fastify, storage)
   done()
 }

@@ -163,3 +163,16 @@ t.test('a websocket opened outside any request scope is left as it is', async (t
   app.websocketServer.emit('connection', socket)
   t.equal(socket.emit, EventEmitter.prototype.emit)
 })
+
+t.test('injectWS works with the plugin registered (no onTimeout hook without connectionTimeout)', async (t) => {
+  const app = await appWithUsers(t)
+  app.get('/ws', { websocket: true }, (socket) => {
+    socket.on('message', (message) => socket.send(`${String(message)} seen by ${seenUser()}`))
+  })
+  await app.ready()
+  const client = await app.injectWS('/ws', { headers: { 'x-user': 'u-inject' } })
+  const reply = new Promise<string>((resolve) => client.once('message', (data) => resolve(String(data))))
+  client.send('hello')
+  t.equal(await reply, 'hello seen by u-inject')
+  client.terminate()
+})
