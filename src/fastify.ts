@@ -2,7 +2,8 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { describe, optionsError } from './errors.js'
 import { sharedStorage, type Store } from './storage.js'
-import { attachRequest } from './scope-state.js'
+import { recordScopeError } from './scope-end.js'
+import { attachRequest, attachResponse } from './scope-state.js'
 import { compileDefaults } from './store.js'
 import type { RequestLocals } from './index.js'
 
@@ -47,9 +48,12 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
   // onRequest is the first hook Fastify runs for a request; running the rest
   // of the lifecycle inside storage.run() makes every later hook, the body
   // parser and the handler inherit the scope through the async context.
-  fastify.addHook('onRequest', function openRequestScope (request: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
+  fastify.addHook('onRequest', function openRequestScope (request: FastifyRequest, reply: FastifyReply, next: HookHandlerDoneFunction) {
     const store = makeStore(request)
     attachRequest(store, request)
+    // The raw response's 'close' ends the scope's resources, on every path
+    // (sent, thrown, aborted, timed out, hijacked, streamed).
+    attachResponse(store, reply.raw)
     request.locals = store as RequestLocals
     storage.run(store, next)
   })
@@ -63,6 +67,12 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
   })
   fastify.addHook('onTimeout', function enterScopeOnTimeout (request: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
     storage.run(request.locals as Store, next)
+  })
+  // Runs only when a request fails, so successful requests pay nothing; it
+  // makes the resources' outcome 'failed' with the error that was thrown.
+  fastify.addHook('onError', function recordRequestError (request: FastifyRequest, _reply: FastifyReply, error: Error, next: HookHandlerDoneFunction) {
+    if (request.locals !== null) recordScopeError(request.locals as Store, error)
+    next()
   })
   done()
 }

@@ -1,8 +1,11 @@
 import { buildInstance } from './instance.js'
 import { sharedStorage } from './storage.js'
+import type { RequestResource, RequestResourceOptions } from './resources.js'
 
 export { RequestLocalsError, type RequestLocalsErrorCode } from './errors.js'
 export { createRequestLocals, type RequestLocalsInstance } from './instance.js'
+export type { RequestResource, RequestResourceOptions } from './resources.js'
+export type { ScopeOutcome, ScopeStatus } from './scope-end.js'
 
 /**
  * The values of one request scope. Empty here: applications declare their
@@ -73,3 +76,32 @@ export const hasLocals: () => boolean = shared.hasLocals
  * }))
  */
 export const bindLocals: <F extends (...args: never[]) => unknown>(fn: F) => F = shared.bindLocals
+
+/**
+ * Defines a per-request resource (a database connection, a transaction, a
+ * client): made by `create` on the first `get()` in a scope, shared by the
+ * rest of that scope, and disposed exactly once when the scope ends (the
+ * response closes, or the runWithLocals function settles), with an outcome
+ * that tells success from failure. Several resources are disposed in reverse
+ * order of creation.
+ *
+ * @example
+ * export const transaction = defineRequestResource({
+ *   name: 'transaction',
+ *   async create () {
+ *     const client = await pool.connect()
+ *     await client.query('BEGIN')
+ *     return client
+ *   },
+ *   async dispose (client, outcome) {
+ *     try { await client.query(outcome.ok ? 'COMMIT' : 'ROLLBACK') } finally { client.release() }
+ *   }
+ * })
+ *
+ * app.post('/notes', async (request) => {
+ *   const tx = await transaction.get()
+ *   await tx.query('INSERT INTO notes (body) VALUES ($1)', [request.body])
+ *   return { ok: true }
+ * })
+ */
+export const defineRequestResource: <T>(options: RequestResourceOptions<T>) => RequestResource<T> = shared.defineRequestResource
