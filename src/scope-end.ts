@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import { responseOf } from './scope-state.js'
+import { requestOf, responseOf } from './scope-state.js'
 import type { LocalsStorage, Store } from './storage.js'
 
 // When a scope ends, and how. Nothing here runs for a scope that never holds
@@ -57,12 +57,18 @@ export interface ScopeEnding {
 
 const kEnding = Symbol('request-locals.ending')
 const kFailure = Symbol('request-locals.failure')
-const kRunScope = Symbol('request-locals.run-scope')
 
-type StoreWithEnd = Store & { [kEnding]?: ScopeEnding, [kFailure]?: unknown, [kRunScope]?: true }
+type StoreWithEnd = Store & { [kEnding]?: ScopeEnding, [kFailure]?: unknown }
 
-// Marks a runWithLocals scope that ended before anything was created in it,
-// so that a get() from work it left running is refused rather than leaked.
+// Written only when a scope uses a resource, fails or ends, so hidden from
+// code that compares stores deeply (test assertions), like the values it
+// never had.
+function setHidden (store: Store, key: symbol, value: unknown): void {
+  Object.defineProperty(store, key, { value, writable: true, configurable: true, enumerable: false })
+}
+
+// Marks a scope that ended before anything was created in it, so that a
+// get() from work it left running is refused rather than leaked.
 const alreadyEnded: ScopeEnding = Object.freeze({ ended: true, end: () => Promise.resolve() })
 
 /** The ending registered on a store by its first resource, if any. */
@@ -93,17 +99,19 @@ function queuedSocket (response: ServerResponse): Socket | undefined {
 
 /**
  * Registers `ending` on the store and arranges for it to be called when the
- * scope ends. Returns false when no end can be seen for this scope (neither a
- * response nor runWithLocals), in which case nothing was registered.
+ * scope ends: by the response's 'close' for a request, by runScope for a
+ * runWithLocals scope (the only kind with no request). Returns false, and
+ * registers nothing, for a request scope whose adapter attached no response:
+ * its end could never be seen.
  */
 export function watchScopeEnd (store: Store, ending: ScopeEnding): boolean {
   const response = responseOf(store)
   if (response !== undefined) {
     watchResponse(store, ending, response)
-  } else if ((store as StoreWithEnd)[kRunScope] !== true) {
+  } else if (requestOf(store) !== undefined) {
     return false
   }
-  (store as StoreWithEnd)[kEnding] = ending
+  setHidden(store, kEnding, ending)
   return true
 }
 
@@ -132,7 +140,7 @@ function responseOutcome (store: Store, response: ServerResponse): ScopeOutcome 
  * Adapters call it from their error path (Fastify's onError hook).
  */
 export function recordScopeError (store: Store, error: unknown): void {
-  (store as StoreWithEnd)[kFailure] = error
+  setHidden(store, kFailure, error)
 }
 
 /**
@@ -143,7 +151,7 @@ export function recordScopeError (store: Store, error: unknown): void {
 export function endScope (store: Store, outcome: ScopeOutcome): Promise<void> | undefined {
   const ending = (store as StoreWithEnd)[kEnding]
   if (ending === undefined) {
-    (store as StoreWithEnd)[kEnding] = alreadyEnded
+    setHidden(store, kEnding, alreadyEnded)
     return undefined
   }
   return ending.end(outcome)
@@ -155,7 +163,6 @@ export function endScope (store: Store, outcome: ScopeOutcome): Promise<void> | 
  * only after the scope's resources are disposed, with `fn`'s own result.
  */
 export function runScope<R> (storage: LocalsStorage, store: Store, fn: () => R): R {
-  (store as StoreWithEnd)[kRunScope] = true
   let result: R
   try {
     result = storage.run(store, fn)

@@ -1,7 +1,7 @@
 import t from 'tap'
 import http, { type ServerResponse } from 'node:http'
 import { PassThrough, Writable } from 'node:stream'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import fastifyRequestLocals from '../src/fastify.js'
 import { defineRequestResource, requestLocal, type ScopeOutcome } from '../src/index.js'
 import { deferred, keepAliveAgent, portOf, send } from './helpers/http.js'
@@ -51,7 +51,7 @@ function trackedTransaction () {
   return { transaction, created, disposals, disposed }
 }
 
-async function appWith (options: FastifyServerOptions = {}): Promise<FastifyInstance> {
+async function appWith (options: FastifyHttpOptions<http.Server> = {}): Promise<FastifyInstance> {
   const app = Fastify(options)
   await app.register(fastifyRequestLocals, { defaults: (request) => ({ seen: String(request.headers['x-id']) }) })
   app.addHook('onRequest', async (_request, reply) => { requestLocal.raw = reply.raw })
@@ -242,7 +242,7 @@ t.test('a streamed (SSE) response keeps its resources until the stream ends or t
   const { transaction, disposed, disposals } = trackedTransaction()
   const app = await appWith()
   const streams = new Map<string, PassThrough>()
-  app.get('/events', async (request, reply) => {
+  app.get('/events', async (_request, reply) => {
     const tx = await transaction.get()
     const stream = new PassThrough()
     streams.set(tx.id, stream)

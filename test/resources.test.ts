@@ -1,6 +1,7 @@
 import t from 'tap'
 import { bindLocals, createRequestLocals, defineRequestResource, requestLocal, runWithLocals, type RequestResource, type ScopeOutcome } from '../src/index.js'
 import { kStorage, type InstanceWithStorage } from '../src/instance.js'
+import { attachRequest } from '../src/scope-state.js'
 import { Barrier, deferred } from './helpers/http.js'
 import './helpers/locals.js'
 
@@ -226,10 +227,12 @@ t.test('createRequestLocals instances have their own resources', async (t) => {
   })
   t.same(disposed, ['j1'])
 
-  // A scope opened by hand (as an adapter that forgot to attach its response
-  // would) has no visible end, so nothing may be created in it.
+  // A request scope opened by an adapter that forgot to attach its response
+  // has no visible end, so nothing may be created in it.
   const storage = (jobs as InstanceWithStorage<{ jobId: string }>)[kStorage]
-  await storage.run(Object.create(null), async () => {
+  const store = Object.create(null)
+  attachRequest(store, { url: '/' })
+  await storage.run(store, async () => {
     await t.rejects(resource.get(), { code: 'ERR_REQUEST_LOCALS_NO_SCOPE', message: /"job" was requested in a scope whose end request-locals cannot see/ })
   })
 })
