@@ -55,8 +55,10 @@ export interface ScopeEnding {
   end: (outcome: ScopeOutcome) => Promise<void>
 }
 
-const kEnding = Symbol('request-locals.ending')
-const kFailure = Symbol('request-locals.failure')
+// Registered, as in scope-state.ts: a resource of one installed copy of the
+// package must be ended by a scope that another copy opened.
+const kEnding = Symbol.for('request-locals.ending')
+const kFailure = Symbol.for('request-locals.failure')
 
 type StoreWithEnd = Store & { [kEnding]?: ScopeEnding, [kFailure]?: unknown }
 
@@ -151,7 +153,9 @@ export function recordScopeError (store: Store, error: unknown): void {
 export function endScope (store: Store, outcome: ScopeOutcome): Promise<void> | undefined {
   const ending = (store as StoreWithEnd)[kEnding]
   if (ending === undefined) {
-    setHidden(store, kEnding, alreadyEnded)
+    // A plain write, not setHidden: it runs at the end of every runWithLocals
+    // (defineProperty would double its cost), once the scope's code is done.
+    (store as StoreWithEnd)[kEnding] = alreadyEnded
     return undefined
   }
   return ending.end(outcome)

@@ -5,13 +5,15 @@ import type { Store } from './storage.js'
 // under private symbols, one per feature: a property write per request, no
 // extra allocation, no module-level map, and it becomes unreachable together
 // with the store. Symbol keys are invisible through the proxy (Object.keys,
-// JSON, inspect, `in`) and are not copied into nested scopes.
+// JSON, inspect, `in`) and are not copied into nested scopes. They are
+// registered (Symbol.for), like the storage, so that two installed copies of
+// the package, which share the storage, also read each other's state.
 
 /** The adapter's request object (a FastifyRequest, an IncomingMessage …). */
-export const kRequest = Symbol('request-locals.request')
+export const kRequest = Symbol.for('request-locals.request')
 
 /** The node:http response the scope serves: its 'close' ends the scope. */
-export const kResponse = Symbol('request-locals.response')
+export const kResponse = Symbol.for('request-locals.response')
 
 type StoreWithState = Store & { [kRequest]?: unknown, [kResponse]?: ServerResponse }
 
