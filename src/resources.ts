@@ -44,7 +44,14 @@ export interface RequestResource<T> {
   get: () => Promise<T>
 }
 
-/** The functions that define resources on one storage. */
+/**
+ * The functions that define resources on one storage; part of every
+ * instance that createRequestLocals() returns.
+ *
+ * @example
+ * const jobs = createRequestLocals<{ jobId: string }>()
+ * const scratch = jobs.defineRequestResource({ name: 'scratch', create: () => makeTempDir(), dispose: (dir) => rm(dir) })
+ */
 export interface ResourceFunctions {
   defineRequestResource: <T>(options: RequestResourceOptions<T>) => RequestResource<T>
 }
@@ -186,6 +193,7 @@ function checkOptions (options: unknown): Definition {
   return { name: name ?? 'unnamed', create, dispose: dispose ?? disposeByProtocol }
 }
 
+/** Builds defineRequestResource for one storage (the shared one, or an instance's). */
 export function createResourceFunctions (storage: LocalsStorage): ResourceFunctions {
   function defineRequestResource<T> (options: RequestResourceOptions<T>): RequestResource<T> {
     const definition = checkOptions(options)

@@ -140,6 +140,12 @@ function responseOutcome (store: Store, response: ServerResponse): ScopeOutcome 
  * Records the error that failed a request, so that the scope's outcome is
  * `'failed'` with that error even if an error response is then sent in full.
  * Adapters call it from their error path (Fastify's onError hook).
+ *
+ * @example
+ * function recordRequestError (err, req, res, next) {
+ *   recordScopeError(req.locals, err)
+ *   next(err)
+ * }
  */
 export function recordScopeError (store: Store, error: unknown): void {
   setHidden(store, kFailure, error)
@@ -149,6 +155,9 @@ export function recordScopeError (store: Store, error: unknown): void {
  * Ends a scope now with `outcome`, for an adapter that learns of an ending
  * the response cannot show. Returns the disposal in progress, or undefined
  * when nothing was created in the scope. Ending twice does nothing more.
+ *
+ * @example
+ * void endScope(store, { ok: false, status: 'aborted' })
  */
 export function endScope (store: Store, outcome: ScopeOutcome): Promise<void> | undefined {
   const ending = (store as StoreWithEnd)[kEnding]

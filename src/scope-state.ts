@@ -26,6 +26,12 @@ export function attachRequest (store: Store, request: unknown): void {
  * Links a store to the node:http response it serves, so that per-request
  * resources can be released when that response closes. Every adapter calls
  * it when it opens a request's scope (Fastify passes `reply.raw`).
+ *
+ * @example
+ * const store = makeStore(req)
+ * attachRequest(store, req)
+ * attachResponse(store, res)
+ * storage.run(store, next)
  */
 export function attachResponse (store: Store, response: ServerResponse): void {
   (store as StoreWithState)[kResponse] = response

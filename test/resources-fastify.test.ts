@@ -178,7 +178,7 @@ t.test('a client that goes away while the resource is being created: it is dispo
 
 t.test('connectionTimeout: the timed-out request is disposed as aborted', async (t) => {
   const { transaction, disposed } = trackedTransaction()
-  const app = await appWith({ connectionTimeout: 100 })
+  const app = await appWith({ connectionTimeout: 300 })
   const timedOut = deferred()
   app.addHook('onTimeout', async () => { timedOut.resolve() })
   app.get('/', async () => {
@@ -195,7 +195,7 @@ t.test('connectionTimeout: the timed-out request is disposed as aborted', async 
 
 t.test('requestTimeout: a body that never completes is disposed as aborted', async (t) => {
   const { transaction, disposed, created } = trackedTransaction()
-  const app = await appWith({ requestTimeout: 100, http: { headersTimeout: 100, connectionsCheckingInterval: 20 } })
+  const app = await appWith({ requestTimeout: 300, http: { headersTimeout: 300, connectionsCheckingInterval: 20 } })
   app.addHook('preParsing', async () => { await transaction.get() })
   app.post('/', async () => 'unreachable')
   const client = http.request({ port: await listen(app), host: '127.0.0.1', method: 'POST', headers: { 'x-id': 'trickle', 'content-type': 'text/plain', 'content-length': '100' } })
