@@ -62,9 +62,9 @@ const kFailure = Symbol.for('request-locals.failure')
 
 type StoreWithEnd = Store & { [kEnding]?: ScopeEnding, [kFailure]?: unknown }
 
-// Written only when a scope uses a resource, fails or ends, so hidden from
-// code that compares stores deeply (test assertions), like the values it
-// never had.
+// For state written only when a scope uses a resource or fails, off the
+// common path: it can afford defineProperty, and stays hidden from code that
+// compares the store deeply (test assertions).
 function setHidden (store: Store, key: symbol, value: unknown): void {
   Object.defineProperty(store, key, { value, writable: true, configurable: true, enumerable: false })
 }
