@@ -15,6 +15,8 @@ export type RequestLocalsErrorCode =
   | 'ERR_REQUEST_LOCALS_OPTIONS'
   | 'ERR_REQUEST_LOCALS_INVALID_ARGUMENT'
   | 'ERR_REQUEST_LOCALS_NOT_CLONEABLE'
+  | 'ERR_REQUEST_LOCALS_SCOPE_ENDED'
+  | 'ERR_REQUEST_LOCALS_DISPOSE_FAILED'
 
 /**
  * The one error class this library throws. `code` is stable; `message`
@@ -102,6 +104,49 @@ export function optionsError (message: string, cause?: unknown): RequestLocalsEr
 
 export function invalidArgumentError (message: string): RequestLocalsError {
   return new RequestLocalsError('ERR_REQUEST_LOCALS_INVALID_ARGUMENT', message)
+}
+
+export function resourceNoScopeError (name: string): RequestLocalsError {
+  return new RequestLocalsError(
+    'ERR_REQUEST_LOCALS_NO_SCOPE',
+    `The request resource "${name}" was requested (get()) outside a request scope. ` +
+    'Expected a scope opened by the request-locals plugin or middleware, or by runWithLocals(); found none. ' +
+    'Call get() from code that runs for a request (a route, a hook, a service they call), ' +
+    'or wrap background work in runWithLocals(values, fn), which disposes the resource when fn settles.'
+  )
+}
+
+export function unwatchedScopeError (name: string): RequestLocalsError {
+  return new RequestLocalsError(
+    'ERR_REQUEST_LOCALS_NO_SCOPE',
+    `The request resource "${name}" was requested in a scope whose end request-locals cannot see. ` +
+    'Expected a scope opened by the request-locals plugin or middleware (which watch the response) or by runWithLocals(); ' +
+    'found one opened otherwise, so the resource could never be disposed. ' +
+    'Open request scopes with the request-locals plugin or middleware.'
+  )
+}
+
+export function scopeEndedError (name: string): RequestLocalsError {
+  return new RequestLocalsError(
+    'ERR_REQUEST_LOCALS_SCOPE_ENDED',
+    `The request resource "${name}" was requested after its scope ended ` +
+    '(the response was sent or the connection closed, or the runWithLocals function settled). ' +
+    'Expected get() while the request is in progress; a resource created now would outlive its request, ' +
+    'so none is created (one whose creation was still running has been disposed). ' +
+    'Get resources before the response is sent, await work before ending the request, ' +
+    'and give background work its own scope with runWithLocals(values, fn).'
+  )
+}
+
+export function disposeFailedError (name: string, cause: unknown): RequestLocalsError {
+  const reason = cause instanceof Error ? cause.message : String(cause)
+  return new RequestLocalsError(
+    'ERR_REQUEST_LOCALS_DISPOSE_FAILED',
+    `Disposing the request resource "${name}" failed: ${reason}. ` +
+    'The other resources of the scope were still disposed and the response was not affected. ' +
+    'Make dispose release the resource even when it fails (for example release a connection in a finally block).',
+    { cause }
+  )
 }
 
 /** Names a value's type the way messages show it: `null`, `array`, `function`, `string` … */

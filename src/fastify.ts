@@ -3,7 +3,8 @@ import type { IncomingMessage } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { describe, optionsError } from './errors.js'
 import { sharedStorage, type Store } from './storage.js'
-import { attachRequest, attachRequestId } from './scope-state.js'
+import { recordScopeError } from './scope-end.js'
+import { attachRequest, attachRequestId, attachResponse } from './scope-state.js'
 import { compileRequestIdPolicy, resolveRequestId, type IncomingRequestId, type RequestIdPolicy } from './request-id.js'
 import { compileDefaults } from './store.js'
 import { scopeWebsocketConnections } from './fastify-websocket.js'
@@ -91,15 +92,19 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
   // of the lifecycle inside storage.run() makes every later hook, the body
   // parser and the handler inherit the scope through the async context.
   fastify.addHook('onRequest', policy === undefined
-    ? function openRequestScope (request: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
+    ? function openRequestScope (request: FastifyRequest, reply: FastifyReply, next: HookHandlerDoneFunction) {
       const store = makeStore(request)
       attachRequest(store, request)
+      // The raw response's 'close' ends the scope's resources, on every path
+      // (sent, thrown, aborted, timed out, hijacked, streamed).
+      attachResponse(store, reply.raw)
       request.locals = store as RequestLocals
       storage.run(store, next)
     }
     : function openRequestScopeWithIdPolicy (request: FastifyRequest, reply: FastifyReply, next: HookHandlerDoneFunction) {
       const store = makeStore(request)
       attachRequest(store, request)
+      attachResponse(store, reply.raw)
       // Undefined only when a child context replaced the id generator.
       const incoming = (request.raw as RawWithIncoming)[kIncomingRequestId]
       attachRequestId(store, request.id, incoming?.traceId)
@@ -123,11 +128,17 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
   // Sockets time out only when Fastify's connectionTimeout is set. Any
   // onTimeout hook makes Fastify touch every request's socket (and breaks
   // injectWS, whose fake request has none), so it is added only then.
-  if (fastify.initialConfig.connectionTimeout > 0) {
+  if (Number(fastify.initialConfig.connectionTimeout) > 0) {
     fastify.addHook('onTimeout', function enterScopeOnTimeout (request: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
       storage.run(request.locals as Store, next)
     })
   }
+  // Runs only when a request fails, so successful requests pay nothing; it
+  // makes the resources' outcome 'failed' with the error that was thrown.
+  fastify.addHook('onError', function recordRequestError (request: FastifyRequest, _reply: FastifyReply, error: Error, next: HookHandlerDoneFunction) {
+    if (request.locals !== null) recordScopeError(request.locals as Store, error)
+    next()
+  })
   scopeWebsocketConnections(fastify, storage)
   done()
 }

@@ -1,6 +1,7 @@
 import { buildInstance } from './instance.js'
 import { sharedStorage } from './storage.js'
 import type { LocalsSnapshot } from './snapshot.js'
+import type { RequestResource, RequestResourceOptions } from './resources.js'
 
 export { RequestLocalsError, type RequestLocalsErrorCode } from './errors.js'
 export { createRequestLocals, type RequestLocalsInstance } from './instance.js'
@@ -8,6 +9,8 @@ export { requestId, traceId } from './request-id.js'
 export { bindEmitter } from './emitter.js'
 export { setLocalsDebug } from './debug.js'
 export type { LocalsSnapshot } from './snapshot.js'
+export type { RequestResource, RequestResourceOptions } from './resources.js'
+export type { ScopeOutcome, ScopeStatus } from './scope-end.js'
 
 /**
  * The values of one request scope. Empty here: applications declare their
@@ -93,3 +96,32 @@ export const bindLocals: <F extends (...args: never[]) => unknown>(fn: F) => F =
  * parentPort.on('message', ({ task, locals }) => runWithLocals(locals, () => run(task)))
  */
 export const snapshotLocals: <K extends keyof RequestLocals & string>(keys: readonly K[]) => LocalsSnapshot<RequestLocals, K> = shared.snapshotLocals
+
+/**
+ * Defines a per-request resource (a database connection, a transaction, a
+ * client): made by `create` on the first `get()` in a scope, shared by the
+ * rest of that scope, and disposed exactly once when the scope ends (the
+ * response closes, or the runWithLocals function settles), with an outcome
+ * that tells success from failure. Several resources are disposed in reverse
+ * order of creation.
+ *
+ * @example
+ * export const transaction = defineRequestResource({
+ *   name: 'transaction',
+ *   async create () {
+ *     const client = await pool.connect()
+ *     await client.query('BEGIN')
+ *     return client
+ *   },
+ *   async dispose (client, outcome) {
+ *     try { await client.query(outcome.ok ? 'COMMIT' : 'ROLLBACK') } finally { client.release() }
+ *   }
+ * })
+ *
+ * app.post('/notes', async (request) => {
+ *   const tx = await transaction.get()
+ *   await tx.query('INSERT INTO notes (body) VALUES ($1)', [request.body])
+ *   return { ok: true }
+ * })
+ */
+export const defineRequestResource: <T>(options: RequestResourceOptions<T>) => RequestResource<T> = shared.defineRequestResource

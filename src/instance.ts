@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { createLocalsProxy } from './proxy.js'
+import { createResourceFunctions, type ResourceFunctions } from './resources.js'
 import { createScopeFunctions, type ScopeFunctions } from './scope.js'
 import { createSnapshotLocals, type LocalsSnapshot } from './snapshot.js'
 import type { LocalsStorage, Store } from './storage.js'
@@ -13,7 +14,7 @@ import type { LocalsStorage, Store } from './storage.js'
  * const jobs: RequestLocalsInstance<JobLocals> = createRequestLocals<JobLocals>()
  * jobs.runWithLocals({ jobId: 'j1' }, () => jobs.requestLocal.jobId)
  */
-export interface RequestLocalsInstance<T extends object> extends ScopeFunctions<T> {
+export interface RequestLocalsInstance<T extends object> extends ScopeFunctions<T>, ResourceFunctions {
   /** Reads and writes the current scope's values; see `requestLocal`. */
   readonly requestLocal: T
   /** Copies chosen keys into plain data for a worker or a job; see `snapshotLocals`. */
@@ -34,6 +35,7 @@ export function buildInstance<T extends object> (storage: LocalsStorage): Instan
     requestLocal: createLocalsProxy<T>(storage),
     ...createScopeFunctions<T>(storage),
     snapshotLocals: createSnapshotLocals<T>(storage),
+    ...createResourceFunctions(storage),
     [kStorage]: storage
   }
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import type { ServerResponse } from 'node:http'
 import type { Store } from './storage.js'
 
 // What the library keeps about a scope besides its values hangs off the store
@@ -6,19 +7,24 @@ import type { Store } from './storage.js'
 // extra allocation, no module-level map, and it becomes unreachable together
 // with the store. Symbol keys are invisible through the proxy (Object.keys,
 // JSON, inspect, `in`) and are not copied into nested scopes, except the
-// request's identity (see inheritIdentity).
+// request's identity (see inheritIdentity). They are
+// registered (Symbol.for), like the storage, so that two installed copies of
+// the package, which share the storage, also read each other's state.
 
 /** The adapter's request object (a FastifyRequest, an IncomingMessage …). */
-export const kRequest = Symbol('request-locals.request')
+export const kRequest = Symbol.for('request-locals.request')
+/** The node:http response the scope serves: its 'close' ends the scope. */
+export const kResponse = Symbol.for('request-locals.response')
 /** The request id: set when the scope opens, or made on first read. */
-export const kRequestId = Symbol('request-locals.request-id')
+export const kRequestId = Symbol.for('request-locals.request-id')
 /** The trace id of a valid incoming W3C traceparent header. */
-export const kTraceId = Symbol('request-locals.trace-id')
+export const kTraceId = Symbol.for('request-locals.trace-id')
 /** The fields added by addLogBindings(), replaced (never mutated) on each add. */
-export const kLogBindings = Symbol('request-locals.log-bindings')
+export const kLogBindings = Symbol.for('request-locals.log-bindings')
 
 type StoreWithState = Store & {
   [kRequest]?: unknown
+  [kResponse]?: ServerResponse
   [kRequestId]?: string
   [kTraceId]?: string
   [kLogBindings]?: Readonly<Record<string, unknown>>
@@ -29,9 +35,29 @@ export function attachRequest (store: Store, request: unknown): void {
   (store as StoreWithState)[kRequest] = request
 }
 
-/** The framework request a store serves, or undefined for runWithLocals scopes. */
+/**
+ * Links a store to the node:http response it serves, so that per-request
+ * resources can be released when that response closes. Every adapter calls
+ * it when it opens a request's scope (Fastify passes `reply.raw`).
+ *
+ * @example
+ * const store = makeStore(req)
+ * attachRequest(store, req)
+ * attachResponse(store, res)
+ * storage.run(store, next)
+ */
+export function attachResponse (store: Store, response: ServerResponse): void {
+  (store as StoreWithState)[kResponse] = response
+}
+
+/** The framework request a store serves, if an adapter attached one. */
 export function requestOf (store: Store): unknown {
   return (store as StoreWithState)[kRequest]
+}
+
+/** The node:http response a store serves, if an adapter attached one. */
+export function responseOf (store: Store): ServerResponse | undefined {
+  return (store as StoreWithState)[kResponse]
 }
 
 /**

@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { describe, invalidArgumentError } from './errors.js'
+import { runScope } from './scope-end.js'
 import { assignValues, copyStore, emptyStore } from './store.js'
 import { inheritIdentity } from './scope-state.js'
 import type { LocalsStorage } from './storage.js'
@@ -17,7 +18,8 @@ export function createScopeFunctions<T extends object> (storage: LocalsStorage):
     if (typeof fn !== 'function') {
       throw invalidArgumentError(`runWithLocals(values, fn) expects fn to be a function; found ${describe(fn)}. Pass the work to run, e.g. runWithLocals({ tenant: 'jobs' }, () => work()).`)
     }
-    // A nested scope starts from a copy, so its writes never leak outward.
+    // A nested scope starts from a copy, so its writes never leak outward;
+    // it owns the resources it creates (the copy leaves symbol keys behind).
     const parent = storage.getStore()
     const store = emptyStore()
     if (parent !== undefined) {
@@ -25,7 +27,7 @@ export function createScopeFunctions<T extends object> (storage: LocalsStorage):
       inheritIdentity(store, parent)
     }
     assignValues(store, values, 'runWithLocals(values)')
-    return storage.run(store, fn)
+    return runScope(storage, store, fn)
   }
 
   function tryGetLocals (): T | undefined {

@@ -69,8 +69,13 @@ t.test('two installed copies of the package share one storage', async (t) => {
     import * as a from 'copy-a'
     import * as b from 'copy-b'
     console.log(a.runWithLocals({ tenant: 'shared' }, () => b.requestLocal.tenant))
+    // A resource of one copy, used in a scope the other copy opened, is disposed when that scope ends.
+    const log = []
+    const conn = b.defineRequestResource({ name: 'conn', create: () => 'conn', dispose: (value, outcome) => { log.push(value + ' ' + outcome.status) } })
+    await a.runWithLocals({}, () => conn.get())
+    console.log(log.join())
   `, dir)
-  t.equal(out, 'shared')
+  t.equal(out, 'shared\nconn completed')
 })
 
 t.test('the package exposes only its entry points', async (t) => {

@@ -1,7 +1,7 @@
 // Compiled by `npm run typecheck` (tsc), not run: each @ts-expect-error
 // below must be an error, or tsc fails the test run.
 import { EventEmitter } from 'node:events'
-import { bindEmitter, bindLocals, createRequestLocals, requestLocal, runWithLocals, setLocalsDebug, snapshotLocals, tryGetLocals, type LocalsSnapshot, type RequestLocals } from 'request-locals'
+import { bindEmitter, bindLocals, createRequestLocals, requestLocal, runWithLocals, setLocalsDebug, snapshotLocals, tryGetLocals, defineRequestResource, type LocalsSnapshot, type RequestLocals, type RequestResource, type ScopeOutcome, type ScopeStatus } from 'request-locals'
 import { withLocals } from 'request-locals/testing'
 import fastifyRequestLocals from 'request-locals/fastify'
 import Fastify from 'fastify'
@@ -90,3 +90,25 @@ const jobId: string = jobs.requestLocal.jobId
 void jobs.requestLocal.tenant
 
 export { user, tenant, n, maybe, bound, jobId, tapBody, doneBody, snapshotUser, emitter }
+
+// Per-request resources: the value type comes from create, sync or async.
+interface Client { query: (sql: string) => Promise<void>, release: () => void }
+declare function connect (): Promise<Client>
+const transaction = defineRequestResource({
+  name: 'transaction',
+  create: connect,
+  async dispose (client, outcome: ScopeOutcome) {
+    await client.query(outcome.ok ? 'COMMIT' : 'ROLLBACK')
+    const status: ScopeStatus = outcome.status
+    void status
+    client.release()
+  }
+})
+const client: Promise<Client> = transaction.get()
+void client
+const counter: RequestResource<number> = defineRequestResource({ create: () => 1 })
+void counter
+// @ts-expect-error dispose receives the created value's type
+defineRequestResource({ create: () => 1, dispose: (value: string) => { void value } })
+// @ts-expect-error create is required
+defineRequestResource({ dispose: () => {} })
