@@ -149,6 +149,26 @@ export function disposeFailedError (name: string, cause: unknown): RequestLocals
   )
 }
 
+export function endResourcesNoScopeError (): RequestLocalsError {
+  return new RequestLocalsError(
+    'ERR_REQUEST_LOCALS_NO_SCOPE',
+    'endRequestResources() was called outside a request scope. ' +
+    'Expected a scope opened by the request-locals plugin or middleware, or by runWithLocals(); found none. ' +
+    'Call it from the request\'s own code (a route, a hook such as Fastify\'s onSend), before the response is sent.'
+  )
+}
+
+export function earlyDisposeFailedError (names: string[], causes: unknown[]): RequestLocalsError {
+  const reason = causes.map((cause) => cause instanceof Error ? cause.message : String(cause)).join('; ')
+  return new RequestLocalsError(
+    'ERR_REQUEST_LOCALS_DISPOSE_FAILED',
+    `Disposing the request resource${names.length > 1 ? 's' : ''} ${names.map((name) => `"${name}"`).join(', ')} failed: ${reason}. ` +
+    'The other resources of the scope were still disposed. The response has not been sent yet: ' +
+    'answer with an error (for a transaction, the commit did not happen).',
+    { cause: causes.length === 1 ? causes[0] : new AggregateError(causes, reason) }
+  )
+}
+
 /** Names a value's type the way messages show it: `null`, `array`, `function`, `string` … */
 export function describe (value: unknown): string {
   if (value === null) return 'null'

@@ -125,3 +125,20 @@ export const snapshotLocals: <K extends keyof RequestLocals & string>(keys: read
  * })
  */
 export const defineRequestResource: <T>(options: RequestResourceOptions<T>) => RequestResource<T> = shared.defineRequestResource
+
+/**
+ * Disposes the current scope's resources now instead of when the response
+ * closes: for a transaction that must be committed before the client sees the
+ * response (so that a failed COMMIT becomes an error response, and the
+ * client's next request reads its own writes). The outcome is `'failed'` with
+ * `error` when one is given or the request already failed (Fastify's onError),
+ * `'completed'` otherwise. Rejects with `ERR_REQUEST_LOCALS_DISPOSE_FAILED`
+ * when a dispose failed (all are still attempted), and with
+ * `ERR_REQUEST_LOCALS_NO_SCOPE` outside a scope. Afterwards `get()` in this
+ * scope rejects with `ERR_REQUEST_LOCALS_SCOPE_ENDED`.
+ *
+ * @example
+ * // Fastify: commit (or roll back) before the response is written
+ * app.addHook('onSend', async () => { await endRequestResources() })
+ */
+export const endRequestResources: (error?: unknown) => Promise<void> = shared.endRequestResources

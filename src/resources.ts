@@ -1,5 +1,5 @@
-import { describe, disposeFailedError, invalidArgumentError, resourceNoScopeError, scopeEndedError, unwatchedScopeError } from './errors.js'
-import { endingOf, scopeHasEnded, watchScopeEnd, type ScopeEnding, type ScopeOutcome } from './scope-end.js'
+import { describe, disposeFailedError, earlyDisposeFailedError, endResourcesNoScopeError, invalidArgumentError, resourceNoScopeError, scopeEndedError, unwatchedScopeError } from './errors.js'
+import { endScope, endingOf, outcomeSoFar, scopeHasEnded, watchScopeEnd, type ScopeEnding, type ScopeOutcome } from './scope-end.js'
 import { requestOf } from './scope-state.js'
 import type { LocalsStorage, Store } from './storage.js'
 
@@ -54,12 +54,18 @@ export interface RequestResource<T> {
  */
 export interface ResourceFunctions {
   defineRequestResource: <T>(options: RequestResourceOptions<T>) => RequestResource<T>
+  endRequestResources: (error?: unknown) => Promise<void>
 }
 
 interface Definition {
   readonly name: string
   readonly create: () => unknown
   readonly dispose: (value: unknown, outcome: ScopeOutcome) => unknown
+}
+
+interface Failure {
+  readonly name: string
+  readonly error: unknown
 }
 
 interface Created {
@@ -79,7 +85,7 @@ class ScopeResources implements ScopeEnding {
   // In the order their creation finished, so a resource made by another's
   // create (its dependency) is disposed after it.
   readonly #created: Created[] = []
-  #disposal: Promise<void> | undefined
+  #disposal: Promise<Failure[]> | undefined
 
   constructor (store: Store, storage: LocalsStorage) {
     this.#store = store
@@ -117,7 +123,8 @@ class ScopeResources implements ScopeEnding {
     )
   }
 
-  end (outcome: ScopeOutcome): Promise<void> {
+  // Disposes once, whoever asks first; the failures are returned to them.
+  #finish (outcome: ScopeOutcome): Promise<Failure[]> {
     if (this.#disposal === undefined) {
       this.ended = true
       // Inside the scope, so dispose (and the logs it writes) sees requestLocal.
@@ -126,18 +133,34 @@ class ScopeResources implements ScopeEnding {
     return this.#disposal
   }
 
-  async #disposeAll (outcome: ScopeOutcome): Promise<void> {
+  /** The end of the scope (response closed, runWithLocals settled): failures are logged. */
+  end (outcome: ScopeOutcome): Promise<void> {
+    const first = this.#disposal === undefined
+    return this.#finish(outcome).then((failures) => {
+      if (first) for (const { name, error } of failures) reportDisposeFailure(this.#store, name, error)
+    })
+  }
+
+  /** An early end asked for by the application: failures are its to handle. */
+  endNow (outcome: ScopeOutcome): Promise<Failure[]> {
+    const first = this.#disposal === undefined
+    return this.#finish(outcome).then((failures) => first ? failures : [])
+  }
+
+  async #disposeAll (outcome: ScopeOutcome): Promise<Failure[]> {
     // Creations still running finish first: their values are disposed too,
     // and last, as the latest made.
     await Promise.allSettled(this.#instances.values())
+    const failures: Failure[] = []
     for (let i = this.#created.length - 1; i >= 0; i--) {
       const { definition, value } = this.#created[i]
       try {
         await definition.dispose(value, outcome)
       } catch (error) {
-        reportDisposeFailure(this.#store, definition.name, error)
+        failures.push({ name: definition.name, error })
       }
     }
+    return failures
   }
 }
 
@@ -211,5 +234,21 @@ export function createResourceFunctions (storage: LocalsStorage): ResourceFuncti
     }
     return { name, get }
   }
-  return { defineRequestResource }
+
+  async function endRequestResources (error?: unknown): Promise<void> {
+    const store = storage.getStore()
+    if (store === undefined) throw endResourcesNoScopeError()
+    const outcome = outcomeSoFar(store, error)
+    const scope = endingOf(store)
+    if (!(scope instanceof ScopeResources)) {
+      // Nothing made yet: mark the scope's resources ended all the same, so
+      // that a later get() is refused instead of outliving the disposal.
+      await endScope(store, outcome)
+      return
+    }
+    const failures = await scope.endNow(outcome)
+    if (failures.length > 0) throw earlyDisposeFailedError(failures.map(({ name }) => name), failures.map(({ error }) => error))
+  }
+
+  return { defineRequestResource, endRequestResources }
 }

@@ -152,6 +152,16 @@ export function recordScopeError (store: Store, error: unknown): void {
 }
 
 /**
+ * The outcome of a scope that is ended before its response: failed with
+ * `error` when one is given or an error was recorded, completed otherwise.
+ */
+export function outcomeSoFar (store: Store, error?: unknown): ScopeOutcome {
+  if (error !== undefined) return failed(error)
+  if (kFailure in store) return failed((store as StoreWithEnd)[kFailure])
+  return completed
+}
+
+/**
  * Ends a scope now with `outcome`, for an adapter that learns of an ending
  * the response cannot show. Returns the disposal in progress, or undefined
  * when nothing was created in the scope. Ending twice does nothing more.

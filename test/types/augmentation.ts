@@ -1,7 +1,7 @@
 // Compiled by `npm run typecheck` (tsc), not run: each @ts-expect-error
 // below must be an error, or tsc fails the test run.
 import { EventEmitter } from 'node:events'
-import { bindEmitter, bindLocals, createRequestLocals, requestLocal, runWithLocals, setLocalsDebug, snapshotLocals, tryGetLocals, defineRequestResource, type LocalsSnapshot, type RequestLocals, type RequestResource, type ScopeOutcome, type ScopeStatus } from 'request-locals'
+import { bindEmitter, bindLocals, createRequestLocals, requestLocal, runWithLocals, setLocalsDebug, snapshotLocals, tryGetLocals, defineRequestResource, endRequestResources, type LocalsSnapshot, type RequestLocals, type RequestResource, type ScopeOutcome, type ScopeStatus } from 'request-locals'
 import { withLocals } from 'request-locals/testing'
 import fastifyRequestLocals from 'request-locals/fastify'
 import Fastify from 'fastify'
@@ -112,3 +112,9 @@ void counter
 defineRequestResource({ create: () => 1, dispose: (value: string) => { void value } })
 // @ts-expect-error create is required
 defineRequestResource({ dispose: () => {} })
+
+// Ending resources early: a promise, with an optional error.
+const ended: Promise<void> = endRequestResources()
+void ended
+void endRequestResources(new Error('x'))
+void jobs.endRequestResources()
