@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunc
 import { describe, optionsError } from './errors.js'
 import { sharedStorage, type Store } from './storage.js'
 import { attachRequest } from './scope-state.js'
+import { scopeRequestEvents } from './node-lifecycle.js'
 import { compileDefaults } from './store.js'
 import type { RequestLocals } from './index.js'
 
@@ -47,10 +48,15 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
   // onRequest is the first hook Fastify runs for a request; running the rest
   // of the lifecycle inside storage.run() makes every later hook, the body
   // parser and the handler inherit the scope through the async context.
-  fastify.addHook('onRequest', function openRequestScope (request: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
+  fastify.addHook('onRequest', function openRequestScope (request: FastifyRequest, reply: FastifyReply, next: HookHandlerDoneFunction) {
     const store = makeStore(request)
     attachRequest(store, request)
     request.locals = store as RequestLocals
+    // Fastify reads the body from the raw request's events, which Node emits
+    // in the socket's context: without this, a content-type parser (and any
+    // raw 'data'/'end'/'close' listener) runs outside the scope once a body
+    // arrives in more than one chunk.
+    scopeRequestEvents(store, request.raw, reply.raw)
     storage.run(store, next)
   })
   // Fastify runs these two from socket events ('close', 'timeout'), whose

@@ -1,0 +1,76 @@
+import type { EventEmitter } from 'node:events'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { attachRequest } from './scope-state.js'
+import { sharedStorage, type Store } from './storage.js'
+
+// How a node:http request (and so an Express or Connect one) maps onto a
+// scope. The adapters run the handler chain in storage.run(store, …), which
+// covers everything the chain calls and every async operation it starts.
+// What it cannot cover are the request's and response's own events: Node emits
+// 'data', 'end', 'close', 'aborted' and 'error' from the socket's read and
+// close callbacks, whose async context is the connection's. So a listener on
+// the request stream — a body parser reading chunks, multer's fileFilter and
+// storage callbacks (called from busboy, which the request is piped into),
+// `req.on('close')` on an aborted upload — runs outside the scope.
+//
+// Body parsers such as raw-body and multer work around it for their final
+// `next()` by re-entering an AsyncResource saved when the middleware ran,
+// which restores the whole context of that moment and drops whatever any
+// other library set since. The fix belongs one level lower, where the context
+// is lost: the two emitters' `emit` is replaced, per instance, by one shared
+// function that runs the emission in the request's store. Only this library's
+// store changes; every other library's context stays the one the event is
+// emitted in. No closure and no listener is created per request: two symbol
+// properties and `emit` are written on each of the two objects.
+
+const storage = sharedStorage()
+
+/** The store whose scope a request's and its response's events run in. */
+const kStore = Symbol('request-locals.store')
+/** The `emit` the emitter had before, which the scoped one delegates to. */
+const kEmit = Symbol('request-locals.emit')
+
+interface ScopedEmitter {
+  [kStore]?: Store
+  [kEmit]?: EventEmitter['emit']
+  emit: EventEmitter['emit']
+}
+
+/** The store a request was opened with, or `undefined` if none was. */
+export function requestStore (request: IncomingMessage): Store | undefined {
+  return (request as unknown as ScopedEmitter)[kStore]
+}
+
+/**
+ * Makes `store` the scope of one request: the point where the node:http based
+ * adapters open a scope (per-request state is attached here), after which the
+ * request's and the response's events run in `store`. The caller then runs
+ * its handler chain in `storage.run(store, …)`.
+ */
+export function openRequestScope (store: Store, request: IncomingMessage, response: ServerResponse): void {
+  attachRequest(store, request)
+  scopeRequestEvents(store, request, response)
+}
+
+/**
+ * Runs every event of `request` and `response` in `store`, for adapters that
+ * attach their own request object to the store (Fastify's raw pair).
+ */
+export function scopeRequestEvents (store: Store, request: IncomingMessage, response: ServerResponse): void {
+  emitInStore(request as unknown as ScopedEmitter, store)
+  // The response emits 'close' exactly once per request, after 'finish' or
+  // when the client went away first: the point where the scope ends.
+  emitInStore(response as unknown as ScopedEmitter, store)
+}
+
+function emitInStore (emitter: ScopedEmitter, store: Store): void {
+  emitter[kStore] = store
+  emitter[kEmit] = emitter.emit
+  emitter.emit = emitInScope
+}
+
+function emitInScope (this: ScopedEmitter): boolean {
+  // `arguments` and Reflect.apply pass the event and its arguments through
+  // without building a closure or an array per emission.
+  return storage.run(this[kStore] as Store, Reflect.apply, this[kEmit] as EventEmitter['emit'], this, arguments) as boolean
+}
