@@ -21,15 +21,14 @@ export interface ExpressRequestLocalsOptions {
   defaults?: Partial<RequestLocals> | ((req: Request) => Partial<RequestLocals>)
 }
 
-/** The middleware `expressRequestLocals()` returns. */
+/**
+ * The middleware `expressRequestLocals()` returns.
+ *
+ * @example
+ * const locals: ExpressRequestLocalsMiddleware = expressRequestLocals()
+ * app.use(locals)
+ */
 export type ExpressRequestLocalsMiddleware = (req: Request, res: Response, next: NextFunction) => void
-
-declare global {
-  namespace Express {
-    /** `res.locals` is the request's store, so it carries the same keys. */
-    interface Locals extends RequestLocals {}
-  }
-}
 
 /**
  * The Express middleware (Express 4 and 5, and Connect-style routers): opens
