@@ -1,4 +1,4 @@
-import type { EventEmitter } from 'node:events'
+import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { attachRequest } from './scope-state.js'
 import { sharedStorage, type Store } from './storage.js'
@@ -20,14 +20,20 @@ import { sharedStorage, type Store } from './storage.js'
 // is lost: the two emitters' `emit` is replaced, per instance, by one shared
 // function that runs the emission in the request's store. Only this library's
 // store changes; every other library's context stays the one the event is
-// emitted in. No closure and no listener is created per request: two symbol
-// properties and `emit` are written on each of the two objects.
+// emitted in. No closure and no listener is created per request.
+//
+// Each property added to a request or response costs more than it seems:
+// Express gives every req and res its own hidden class (Object.setPrototypeOf
+// per request), so V8 builds a new one for each property added. Hence the
+// store is linked from the request only (the response reaches it through
+// `res.req`), and an emitter's previous `emit` is kept only when it was an
+// own property, put there by another library.
 
 const storage = sharedStorage()
 
 /** The store whose scope a request's and its response's events run in. */
 const kStore = Symbol('request-locals.store')
-/** The `emit` the emitter had before, which the scoped one delegates to. */
+/** An `emit` another library had set on the emitter itself, which the scoped one delegates to. */
 const kEmit = Symbol('request-locals.emit')
 
 interface ScopedEmitter {
@@ -57,20 +63,29 @@ export function openRequestScope (store: Store, request: IncomingMessage, respon
  * attach their own request object to the store (Fastify's raw pair).
  */
 export function scopeRequestEvents (store: Store, request: IncomingMessage, response: ServerResponse): void {
-  emitInStore(request as unknown as ScopedEmitter, store)
-  // The response emits 'close' exactly once per request, after 'finish' or
-  // when the client went away first: the point where the scope ends.
-  emitInStore(response as unknown as ScopedEmitter, store)
+  const scopedRequest = request as unknown as ScopedEmitter
+  scopedRequest[kStore] = store
+  keepOwnEmit(scopedRequest)
+  scopedRequest.emit = emitRequestEvent
+  keepOwnEmit(response as unknown as ScopedEmitter)
+  response.emit = emitResponseEvent
 }
 
-function emitInStore (emitter: ScopedEmitter, store: Store): void {
-  emitter[kStore] = store
-  emitter[kEmit] = emitter.emit
-  emitter.emit = emitInScope
+function keepOwnEmit (emitter: ScopedEmitter): void {
+  if (Object.hasOwn(emitter, 'emit')) emitter[kEmit] = emitter.emit
 }
 
-function emitInScope (this: ScopedEmitter): boolean {
-  // `arguments` and Reflect.apply pass the event and its arguments through
-  // without building a closure or an array per emission.
-  return storage.run(this[kStore] as Store, Reflect.apply, this[kEmit] as EventEmitter['emit'], this, arguments) as boolean
+const emit = EventEmitter.prototype.emit
+
+// `arguments` and Reflect.apply pass the event and its arguments through
+// without building a closure or an array per emission.
+
+function emitRequestEvent (this: ScopedEmitter): boolean {
+  return storage.run(this[kStore] as Store, Reflect.apply, this[kEmit] ?? emit, this, arguments) as boolean
+}
+
+// The response emits 'close' exactly once per request, after 'finish' or when
+// the client went away first: the point where the request's scope ends.
+function emitResponseEvent (this: ScopedEmitter & { req: ScopedEmitter }): boolean {
+  return storage.run(this.req[kStore] as Store, Reflect.apply, this[kEmit] ?? emit, this, arguments) as boolean
 }

@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
 import { AsyncLocalStorage } from 'node:async_hooks'
+import { EventEmitter } from 'node:events'
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import { withRequestLocals } from '../src/http.js'
 import { requestLocal, tryGetLocals } from '../src/index.js'
@@ -46,6 +47,26 @@ t.test('an event emitted from another library\'s context keeps that context; onl
   }, { defaults: { tenant: 'acme' } }))
   await send({ port })
   t.same(await seen.promise, { trace: 'when the event is emitted', tenant: 'acme' })
+})
+
+t.test('an emit that another library set on the request or response is kept, and runs in scope', async (t) => {
+  const seen: string[] = []
+  const wrapped = withRequestLocals((req: IncomingMessage, res: ServerResponse) => {
+    req.resume()
+    req.on('end', () => res.end())
+  }, { defaults: { tenant: 'acme' } })
+  const port = await serve(t, (req, res) => {
+    // An instrumentation library that wraps emit on the instances.
+    for (const [name, emitter] of [['req', req], ['res', res]] as const) {
+      emitter.emit = function recordEmit (this: EventEmitter, event: string | symbol, ...args: unknown[]): boolean {
+        if (event === 'end' || event === 'finish') seen.push(`${name} ${String(event)}: ${tryGetLocals()?.tenant ?? 'none'}`)
+        return EventEmitter.prototype.emit.call(this, event, ...args)
+      } as typeof emitter.emit
+    }
+    wrapped(req, res)
+  })
+  await send({ port, method: 'POST', body: 'abc', chunks: 3 })
+  t.same(seen.sort(), ['req end: acme', 'res finish: acme'])
 })
 
 t.test('wrapped twice, a request keeps the one store it was given first', async (t) => {
