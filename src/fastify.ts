@@ -6,6 +6,7 @@ import { sharedStorage, type Store } from './storage.js'
 import { recordScopeError } from './scope-end.js'
 import { attachRequest, attachRequestId, attachResponse } from './scope-state.js'
 import { compileRequestIdPolicy, resolveRequestId, type IncomingRequestId, type RequestIdPolicy } from './request-id.js'
+import { scopeRequestEvents } from './node-lifecycle.js'
 import { compileDefaults } from './store.js'
 import { scopeWebsocketConnections } from './fastify-websocket.js'
 import type { RequestLocals } from './index.js'
@@ -50,6 +51,20 @@ declare module 'fastify' {
   }
 }
 
+// Applies the request id decided in genReqId (see requestIdByPolicy) to the
+// request's scope: recorded, logged when an incoming id was refused, echoed.
+function applyRequestIdPolicy (policy: RequestIdPolicy, store: Store, request: FastifyRequest, reply: FastifyReply): void {
+  // Undefined only when a child context replaced the id generator.
+  const incoming = (request.raw as RawWithIncoming)[kIncomingRequestId]
+  attachRequestId(store, request.id, incoming?.traceId)
+  if (incoming?.rejected !== undefined) {
+    // The raw value is never logged: it may carry forged log lines.
+    request.log.debug({ requestIdHeader: policy.header, reason: incoming.rejected }, 'request-locals: replaced the incoming request id')
+  }
+  const echo = policy.echoHeader
+  if (echo !== undefined) reply.header(echo, request.id)
+}
+
 function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyRequestLocalsOptions, done: (err?: Error) => void): void {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     done(optionsError(`The request-locals plugin options must be an object; found ${describe(options)}. Pass for example { defaults: { tenant: 'public' } }, or nothing.`))
@@ -91,32 +106,21 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
   // onRequest is the first hook Fastify runs for a request; running the rest
   // of the lifecycle inside storage.run() makes every later hook, the body
   // parser and the handler inherit the scope through the async context.
-  fastify.addHook('onRequest', policy === undefined
-    ? function openRequestScope (request: FastifyRequest, reply: FastifyReply, next: HookHandlerDoneFunction) {
-      const store = makeStore(request)
-      attachRequest(store, request)
-      // The raw response's 'close' ends the scope's resources, on every path
-      // (sent, thrown, aborted, timed out, hijacked, streamed).
-      attachResponse(store, reply.raw)
-      request.locals = store as RequestLocals
-      storage.run(store, next)
-    }
-    : function openRequestScopeWithIdPolicy (request: FastifyRequest, reply: FastifyReply, next: HookHandlerDoneFunction) {
-      const store = makeStore(request)
-      attachRequest(store, request)
-      attachResponse(store, reply.raw)
-      // Undefined only when a child context replaced the id generator.
-      const incoming = (request.raw as RawWithIncoming)[kIncomingRequestId]
-      attachRequestId(store, request.id, incoming?.traceId)
-      request.locals = store as RequestLocals
-      if (incoming?.rejected !== undefined) {
-        // The raw value is never logged: it may carry forged log lines.
-        request.log.debug({ requestIdHeader: policy.header, reason: incoming.rejected }, 'request-locals: replaced the incoming request id')
-      }
-      const echo = policy.echoHeader
-      if (echo !== undefined) reply.header(echo, request.id)
-      storage.run(store, next)
-    })
+  fastify.addHook('onRequest', function openRequestScope (request: FastifyRequest, reply: FastifyReply, next: HookHandlerDoneFunction) {
+    const store = makeStore(request)
+    attachRequest(store, request)
+    // The raw response's 'close' ends the scope's resources, on every path
+    // (sent, thrown, aborted, timed out, hijacked, streamed).
+    attachResponse(store, reply.raw)
+    request.locals = store as RequestLocals
+    if (policy !== undefined) applyRequestIdPolicy(policy, store, request, reply)
+    // Fastify reads the body from the raw request's events, which Node emits
+    // in the socket's context: without this, a content-type parser (and any
+    // raw 'data'/'end'/'close' listener) runs outside the scope once a body
+    // arrives in more than one chunk.
+    scopeRequestEvents(store, request.raw, reply.raw)
+    storage.run(store, next)
+  })
   // Fastify runs these two from socket events ('close', 'timeout'), whose
   // async context is the connection's, not the request's. Running first in
   // their hook chain, these re-enter the request's own store (not a saved

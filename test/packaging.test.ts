@@ -1,6 +1,7 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 
@@ -80,11 +81,38 @@ t.test('two installed copies of the package share one storage', async (t) => {
 
 t.test('the package exposes only its entry points', async (t) => {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
-  t.same(Object.keys(pkg.exports).sort(), ['.', './fastify', './package.json', './pino', './testing'])
+  t.same(Object.keys(pkg.exports).sort(), ['.', './express', './fastify', './http', './package.json', './pino', './testing'])
   t.equal(pkg.type, 'module')
   t.equal(pkg.engines.node, '>=20.19')
   t.equal(pkg.peerDependenciesMeta.fastify.optional, true)
   t.notOk(pkg.dependencies.fastify, 'fastify is not a hard dependency')
   t.equal(pkg.peerDependenciesMeta.pino.optional, true)
   t.notOk(pkg.dependencies.pino, 'pino is not a hard dependency')
+  t.equal(pkg.peerDependenciesMeta.express.optional, true)
+  t.notOk(pkg.dependencies.express, 'express is not a hard dependency')
+})
+
+t.test('the Express and node:http entries load where Express is not installed', async (t) => {
+  // Outside the repository, so that no node_modules above it holds express.
+  const dir = mkdtempSync(join(tmpdir(), 'request-locals-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const target = join(dir, 'node_modules', 'request-locals')
+  mkdirSync(target, { recursive: true })
+  cpSync(join(root, 'dist'), join(target, 'dist'), { recursive: true })
+  cpSync(join(root, 'package.json'), join(target, 'package.json'))
+  const out = await node('main.mjs', `
+    import { createRequire } from 'node:module'
+    import { expressRequestLocals } from 'request-locals/express'
+    import { withRequestLocals } from 'request-locals/http'
+    const require = createRequire(import.meta.url)
+    let express = 'installed'
+    try { require.resolve('express') } catch { express = 'absent' }
+    console.log(JSON.stringify({
+      express,
+      middleware: typeof expressRequestLocals(),
+      wrapper: typeof withRequestLocals(() => {}),
+      cjs: typeof require('request-locals/express').expressRequestLocals
+    }))
+  `, dir)
+  t.same(JSON.parse(out), { express: 'absent', middleware: 'function', wrapper: 'function', cjs: 'function' })
 })

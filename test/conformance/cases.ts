@@ -1,0 +1,259 @@
+import type { Test } from 'tap'
+import { AsyncLocalStorage } from 'node:async_hooks'
+import http, { type IncomingHttpHeaders } from 'node:http'
+import { hasLocals, requestLocal, runWithLocals } from '../../src/index.js'
+import { Barrier, deferred, keepAliveAgent, send } from '../helpers/http.js'
+import { HOP_COUNT, readUserAcrossHops } from '../helpers/hops.js'
+import { currentUser, type Adapter, type AppSpec } from './adapters.js'
+import '../helpers/locals.js'
+
+// The cases every adapter must pass, over real keep-alive sockets. Each
+// request carries its own identity in `x-user`; every case checks that every
+// point of the request's life saw that identity and no other.
+
+const CONCURRENT = 500
+
+const randomDelay = (max = 5) => new Promise<void>((resolve) => setTimeout(resolve, Math.random() * max))
+const userOf = (headers: IncomingHttpHeaders): string => String(headers['x-user'])
+
+type Started = Awaited<ReturnType<Adapter['start']>>
+
+async function start (t: Test, adapter: Adapter, spec: AppSpec): Promise<Started> {
+  const server = await adapter.start(spec)
+  t.teardown(server.close)
+  return server
+}
+
+function agentFor (t: Test, sockets: number): http.Agent {
+  const agent = keepAliveAgent(sockets)
+  t.teardown(() => agent.destroy())
+  return agent
+}
+
+/** An `enter` that authenticates from the header, then holds every request at a barrier. */
+function authenticateAt (barrier: Barrier): AppSpec['enter'] {
+  return async (headers) => {
+    requestLocal.user = { id: userOf(headers) }
+    await barrier.arrive()
+    await randomDelay()
+  }
+}
+
+export function conformance (t: Test, adapter: Adapter): void {
+  t.test(`${CONCURRENT} concurrent keep-alive requests, twice over the same sockets, each read only their own user`, async (t) => {
+    // One socket per in-flight request, so the barrier releases all of them
+    // at once; the second round reuses the kept-alive sockets.
+    const { port } = await start(t, adapter, {
+      enter: authenticateAt(new Barrier(CONCURRENT)),
+      handle: async () => ({ hops: await readUserAcrossHops(), end: currentUser() })
+    })
+    const agent = agentFor(t, CONCURRENT)
+    const responses = await Promise.all(Array.from({ length: 2 * CONCURRENT }, (_, i) =>
+      send({ port, agent, headers: { 'x-user': `user-${i}` } })))
+    let mismatches = 0
+    responses.forEach((res, i) => {
+      const { hops, end } = res.json<{ hops: string[], end: string }>()
+      if (end !== `user-${i}` || hops.length !== HOP_COUNT || hops.some((id) => id !== `user-${i}`)) mismatches++
+    })
+    t.equal(mismatches, 0, 'no request saw another request\'s user, nor lost its own')
+  })
+
+  t.test('bodies sent in chunks with pauses keep their scope in the body parser and after it', async (t) => {
+    const count = 100
+    const sockets = 25
+    // The rest of each body is sent only once the server has reached the
+    // request's body parser, so the parser really waits for chunks from the
+    // socket instead of finding the whole body already buffered.
+    const reading = new Map(Array.from({ length: count }, (_, i) => [`user-${i}`, deferred()]))
+    const barrier = new Barrier(sockets)
+    const { port } = await start(t, adapter, {
+      enter: async (headers) => {
+        requestLocal.user = { id: userOf(headers) }
+        await barrier.arrive()
+        reading.get(userOf(headers))!.resolve()
+      },
+      handle: async ({ body, parsedIn }) => ({ body, parsedIn, hops: await readUserAcrossHops(), end: currentUser() })
+    })
+    const agent = agentFor(t, sockets)
+    const responses = await Promise.all(Array.from({ length: count }, (_, i) => {
+      let first = true
+      return send({
+        port,
+        agent,
+        method: 'POST',
+        headers: { 'x-user': `user-${i}`, 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+        body: JSON.stringify({ n: i, padding: 'x'.repeat(200) }),
+        chunks: 4,
+        pause: async () => {
+          if (first) await reading.get(`user-${i}`)!.promise
+          first = false
+          await randomDelay(4)
+        }
+      })
+    }))
+    const wrong = responses.flatMap((res, i) => {
+      const { body, parsedIn, hops, end } = res.json<{ body: { n: number }, parsedIn: string, hops: string[], end: string }>()
+      const ok = res.status === 200 && body.n === i && parsedIn === `user-${i}` && end === `user-${i}` &&
+        hops.length === HOP_COUNT && hops.every((id) => id === `user-${i}`)
+      return ok ? [] : [{ i, status: res.status, n: body?.n, parsedIn, end }]
+    })
+    t.same(wrong, [], 'every body arrived whole, and its parser and handler saw its own user')
+  })
+
+  t.test('errors thrown by handlers reach the error path inside the request\'s scope', async (t) => {
+    const count = 60
+    const { port } = await start(t, adapter, {
+      enter: authenticateAt(new Barrier(count)),
+      handle: ({ headers }) => {
+        const mode = headers['x-mode']
+        if (mode === 'sync') throw new Error(`sync failure of ${currentUser()}`)
+        if (mode === 'async') return randomDelay().then(() => { throw new Error(`async failure of ${currentUser()}`) })
+        return { end: currentUser() }
+      },
+      onError: (err) => ({ message: (err as Error).message, seen: currentUser() })
+    })
+    const agent = agentFor(t, count)
+    const modes = ['sync', 'async', 'none']
+    const responses = await Promise.all(Array.from({ length: count }, (_, i) =>
+      send({ port, agent, headers: { 'x-user': `user-${i}`, 'x-mode': modes[i % 3] } })))
+    const wrong = responses.flatMap((res, i) => {
+      const body = res.json<{ message?: string, seen?: string, end?: string }>()
+      const mode = modes[i % 3]
+      const ok = mode === 'none'
+        ? res.status === 200 && body.end === `user-${i}`
+        : res.status === 500 && body.seen === `user-${i}` && body.message === `${mode} failure of user-${i}`
+      return ok ? [] : [{ i, mode, status: res.status, body }]
+    })
+    t.same(wrong, [], 'every failure was handled in its own scope; the others were not disturbed')
+  })
+
+  t.test('requests aborted mid-body are seen closing inside their own scope', async (t) => {
+    const count = 20
+    const arrived = new Map(Array.from({ length: count }, (_, i) => [`user-${i}`, deferred()]))
+    const closed = new Map<string, string>()
+    const allClosed = deferred()
+    const { port } = await start(t, adapter, {
+      enter: (headers) => {
+        requestLocal.user = { id: userOf(headers) }
+        arrived.get(userOf(headers))?.resolve()
+      },
+      handle: () => ({ unreachable: true }),
+      onClose: (headers, finished) => {
+        if (finished) return
+        closed.set(userOf(headers), currentUser())
+        if (closed.size === count) allClosed.resolve()
+      }
+    })
+    for (let i = 0; i < count; i++) {
+      // Half a body: the server waits for the rest, and the client goes away
+      // once the server has the request in hand.
+      const client = http.request({ port, host: '127.0.0.1', method: 'POST', headers: { 'x-user': `user-${i}`, 'content-type': 'application/json', 'content-length': '100' } })
+      client.on('error', () => {})
+      client.write('{"half":')
+      void arrived.get(`user-${i}`)!.promise.then(() => client.destroy())
+    }
+    await allClosed.promise
+    const wrong = [...closed].filter(([user, seen]) => user !== seen)
+    t.same(wrong, [], 'each abort was observed in the aborted request\'s scope')
+  })
+
+  t.test('responses that finish are seen closing inside their own scope', async (t) => {
+    const count = 50
+    const closed = new Map<string, string>()
+    const allClosed = deferred()
+    const { port } = await start(t, adapter, {
+      enter: authenticateAt(new Barrier(count)),
+      handle: () => ({ end: currentUser() }),
+      onClose: (headers, finished) => {
+        if (!finished) return
+        closed.set(userOf(headers), currentUser())
+        if (closed.size === count) allClosed.resolve()
+      }
+    })
+    const agent = agentFor(t, count)
+    await Promise.all(Array.from({ length: count }, (_, i) => send({ port, agent, headers: { 'x-user': `user-${i}` } })))
+    await allClosed.promise
+    t.same([...closed].filter(([user, seen]) => user !== seen), [])
+  })
+
+  t.test('code the adapter does not cover gets the strict outside-scope error', async (t) => {
+    const { port } = await start(t, adapter, {
+      handle: () => ({}),
+      outside: () => {
+        try {
+          return { read: requestLocal.user ?? null, inScope: hasLocals() }
+        } catch (err) {
+          return { code: (err as { code?: string }).code, message: (err as Error).message, inScope: hasLocals() }
+        }
+      }
+    })
+    const res = await send({ port, path: '/outside' })
+    t.match(res.json(), { code: 'ERR_REQUEST_LOCALS_NO_SCOPE', message: /requestLocal\.user was read outside a request scope/, inScope: false })
+  })
+
+  t.test('defaults given as an object are copied per request, never shared', async (t) => {
+    const count = 50
+    const defaults = { tenant: 'public', tags: ['base'] }
+    const barrier = new Barrier(count)
+    const { port } = await start(t, adapter, {
+      defaults,
+      enter: async (headers) => {
+        requestLocal.tags!.push(userOf(headers))
+        requestLocal.tenant = userOf(headers)
+        await barrier.arrive()
+        await randomDelay()
+      },
+      handle: () => ({ tenant: requestLocal.tenant, tags: requestLocal.tags })
+    })
+    const agent = agentFor(t, count)
+    const responses = await Promise.all(Array.from({ length: 2 * count }, (_, i) => send({ port, agent, headers: { 'x-user': `user-${i}` } })))
+    const wrong = responses.filter((res, i) => JSON.stringify(res.json()) !== JSON.stringify({ tenant: `user-${i}`, tags: ['base', `user-${i}`] }))
+    t.same(wrong.map((res) => res.text), [], 'every request started from its own copy')
+    t.same(defaults, { tenant: 'public', tags: ['base'] }, 'the options object is untouched')
+  })
+
+  t.test('defaults given as a function are called per request with that request', async (t) => {
+    const count = 50
+    const { port } = await start(t, adapter, {
+      defaults: (request) => ({ tenant: `tenant-of-${userOf(request.headers)}` }),
+      enter: authenticateAt(new Barrier(count)),
+      handle: () => ({ tenant: requestLocal.tenant })
+    })
+    const agent = agentFor(t, count)
+    const responses = await Promise.all(Array.from({ length: count }, (_, i) => send({ port, agent, headers: { 'x-user': `user-${i}` } })))
+    t.same(responses.filter((res, i) => res.json<{ tenant: string }>().tenant !== `tenant-of-user-${i}`).map((res) => res.text), [])
+  })
+
+  t.test('a server started inside runWithLocals still gives each request a fresh store', async (t) => {
+    await runWithLocals({ tenant: 'outer' }, async () => {
+      const { port } = await start(t, adapter, {
+        handle: () => {
+          const before = requestLocal.tenant ?? null
+          requestLocal.tenant = 'written by a request'
+          return { before }
+        }
+      })
+      const agent = agentFor(t, 1)
+      t.same((await send({ port, agent })).json(), { before: null })
+      t.same((await send({ port, agent })).json(), { before: null }, 'the second request on the socket starts empty too')
+      t.equal(requestLocal.tenant, 'outer', 'the enclosing scope is untouched')
+    })
+  })
+
+  t.test('another library\'s async context, opened before the adapter, is preserved', async (t) => {
+    const trace = new AsyncLocalStorage<string>()
+    const { port } = await start(t, adapter, {
+      trace,
+      defaults: { tenant: 't' },
+      handle: async () => {
+        await randomDelay()
+        return { trace: trace.getStore(), tenant: requestLocal.tenant }
+      }
+    })
+    const agent = agentFor(t, 2)
+    const responses = await Promise.all(['a', 'b'].map((user) => send({
+      port, agent, method: 'POST', headers: { 'x-user': user, 'content-type': 'application/json' }, body: '{"a":1}', chunks: 2, pause: () => randomDelay()
+    })))
+    t.same(responses.map((res) => res.json()), [{ trace: 'trace-a', tenant: 't' }, { trace: 'trace-b', tenant: 't' }])
+  })
+}
