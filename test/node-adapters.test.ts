@@ -18,7 +18,9 @@ const validTraceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0
 
 type Route = (req: http.IncomingMessage, res: http.ServerResponse) => void | Promise<void>
 
-interface Flavour { name: string, start: (route: Route, options: ExpressRequestLocalsOptions) => Promise<number> }
+type Options = Pick<ExpressRequestLocalsOptions, 'requestId' | 'logger'>
+
+interface Flavour { name: string, start: (route: Route, options: Options) => Promise<number> }
 
 function listen (server: http.Server): Promise<number> {
   t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
