@@ -1,12 +1,13 @@
-// The request data this app keeps, declared once: every read and write of
+// What this app keeps per request, declared once: every read and write of
 // requestLocal in the app is typed by it.
 export interface User {
-  id: string
+  id: number
   name: string
 }
 
 declare module 'request-locals' {
   interface RequestLocals {
+    /** Set by authentication; services and repositories read it. */
     user?: User
   }
 }

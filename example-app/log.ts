@@ -1,8 +1,15 @@
 import pino from 'pino'
 import { requestLogger } from 'request-locals/pino'
 
-// One logger for the whole app. Module code logs through `log`: inside a
-// request its lines go through that request's logger (request id, user),
-// outside one through `root`.
-export const root = pino({ level: process.env.NODE_ENV === 'test' ? 'silent' : 'info' })
-export const log = requestLogger(root)
+/** The process's one pino instance: start-up lines go straight through it. */
+export const rootLogger = pino({
+  level: process.env.LOG_LEVEL ?? 'info',
+  base: { service: 'notes' }
+})
+
+/**
+ * The logger routes, services and repositories import: inside a request it
+ * writes through that request's logger (request id, user id), outside
+ * through the root.
+ */
+export const log = requestLogger(rootLogger)

@@ -1,13 +1,9 @@
+import { query } from '../db/transaction.js'
 import { log } from '../log.js'
 import type { User } from '../locals.js'
 
-const users: Record<string, string> = { alice: 'Alice', bob: 'Bob' }
-
-// A repository at the bottom of the call stack: it logs with the request's
-// id and user without being handed either.
-export async function findUser (id: string): Promise<User | undefined> {
-  await Promise.resolve()
-  const name = Object.hasOwn(users, id) ? users[id] : undefined
-  log.debug({ userLookup: id, found: name !== undefined }, 'user lookup')
-  return name === undefined ? undefined : { id, name }
+export async function findUserByToken (token: string): Promise<User | undefined> {
+  const rows = await query<User>('SELECT id, name FROM users WHERE token = $1', [token])
+  log.debug({ found: rows.length === 1 }, 'user looked up by token')
+  return rows[0]
 }
