@@ -56,13 +56,16 @@ export function noScopeError (key: string, access: 'read' | 'written' | 'deleted
   )
 }
 
-/** NO_SCOPE for a call (not a key) that needs the current scope. */
-export function noScopeForCallError (call: string): RequestLocalsError {
+/**
+ * NO_SCOPE for a call (not a key) that needs the current scope; `fix` says
+ * where the call belongs.
+ */
+export function noScopeCallError (call: string, fix: string): RequestLocalsError {
   return new RequestLocalsError(
     'ERR_REQUEST_LOCALS_NO_SCOPE',
     `${call} was called outside a request scope. ` +
     'Expected a scope opened by the request-locals plugin or middleware, or by runWithLocals(); found none. ' +
-    'Call it from the request (or job) whose locals it should capture.' +
+    fix +
     lostContextHint()
   )
 }
@@ -74,16 +77,6 @@ export function notCloneableError (key: string, value: unknown, cause: unknown):
     `(${(cause as Error).message}). Expected plain data that can be posted to a worker or queued as a job. ` +
     `Leave "${key}" out of the keys, or store plain data (an id, a plain object) and rebuild the object where the snapshot is reopened.`,
     { cause }
-  )
-}
-
-export function noScopeCallError (call: string): RequestLocalsError {
-  return new RequestLocalsError(
-    'ERR_REQUEST_LOCALS_NO_SCOPE',
-    `${call} was called outside a request scope. ` +
-    'Expected a scope opened by the request-locals plugin or middleware, or by runWithLocals(); found none. ' +
-    'Call it from a hook, handler or service that runs inside a request (after the plugin/middleware), ' +
-    'or wrap background work in runWithLocals(values, fn).'
   )
 }
 
@@ -104,16 +97,6 @@ export function optionsError (message: string, cause?: unknown): RequestLocalsEr
 
 export function invalidArgumentError (message: string): RequestLocalsError {
   return new RequestLocalsError('ERR_REQUEST_LOCALS_INVALID_ARGUMENT', message)
-}
-
-export function resourceNoScopeError (name: string): RequestLocalsError {
-  return new RequestLocalsError(
-    'ERR_REQUEST_LOCALS_NO_SCOPE',
-    `The request resource "${name}" was requested (get()) outside a request scope. ` +
-    'Expected a scope opened by the request-locals plugin or middleware, or by runWithLocals(); found none. ' +
-    'Call get() from code that runs for a request (a route, a hook, a service they call), ' +
-    'or wrap background work in runWithLocals(values, fn), which disposes the resource when fn settles.'
-  )
 }
 
 export function unwatchedScopeError (name: string): RequestLocalsError {
@@ -146,15 +129,6 @@ export function disposeFailedError (name: string, cause: unknown): RequestLocals
     'The other resources of the scope were still disposed and the response was not affected. ' +
     'Make dispose release the resource even when it fails (for example release a connection in a finally block).',
     { cause }
-  )
-}
-
-export function endResourcesNoScopeError (): RequestLocalsError {
-  return new RequestLocalsError(
-    'ERR_REQUEST_LOCALS_NO_SCOPE',
-    'endRequestResources() was called outside a request scope. ' +
-    'Expected a scope opened by the request-locals plugin or middleware, or by runWithLocals(); found none. ' +
-    'Call it from the request\'s own code (a route, a hook such as Fastify\'s onSend), before the response is sent.'
   )
 }
 

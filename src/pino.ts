@@ -159,7 +159,7 @@ export function requestLogger (root: Logger, options: RequestLogOptions = {}): R
  */
 export function addLogBindings (bindings: Bindings): void {
   const store = storage.getStore()
-  if (store === undefined) throw noScopeCallError('addLogBindings(bindings)')
+  if (store === undefined) throw noScopeCallError('addLogBindings(bindings)', 'Call it from a hook, handler or service that runs inside a request (after the plugin/middleware), or wrap background work in runWithLocals(values, fn).')
   if (typeof bindings !== 'object' || bindings === null || Array.isArray(bindings)) {
     throw invalidArgumentError(`addLogBindings(bindings) expects an object of log fields; found ${describe(bindings)}. Pass for example { userId: user.id }.`)
   }

@@ -1,4 +1,4 @@
-import { describe, disposeFailedError, earlyDisposeFailedError, endResourcesNoScopeError, invalidArgumentError, resourceNoScopeError, scopeEndedError, unwatchedScopeError } from './errors.js'
+import { describe, disposeFailedError, earlyDisposeFailedError, invalidArgumentError, noScopeCallError, scopeEndedError, unwatchedScopeError } from './errors.js'
 import { endScope, endingOf, outcomeSoFar, scopeHasEnded, watchScopeEnd, type ScopeEnding, type ScopeOutcome } from './scope-end.js'
 import { requestOf } from './scope-state.js'
 import type { LocalsStorage, Store } from './storage.js'
@@ -223,7 +223,7 @@ export function createResourceFunctions (storage: LocalsStorage): ResourceFuncti
     const { name } = definition
     function get (): Promise<T> {
       const store = storage.getStore()
-      if (store === undefined) return Promise.reject(resourceNoScopeError(name))
+      if (store === undefined) return Promise.reject(noScopeCallError(`The request resource "${name}": get()`, 'Call get() from code that runs for a request (a route, a hook, a service they call), or wrap background work in runWithLocals(values, fn), which disposes the resource when fn settles.'))
       if (scopeHasEnded(store)) return Promise.reject(scopeEndedError(name))
       let scope = endingOf(store) as ScopeResources | undefined
       if (scope === undefined) {
@@ -237,7 +237,7 @@ export function createResourceFunctions (storage: LocalsStorage): ResourceFuncti
 
   async function endRequestResources (error?: unknown): Promise<void> {
     const store = storage.getStore()
-    if (store === undefined) throw endResourcesNoScopeError()
+    if (store === undefined) throw noScopeCallError('endRequestResources()', 'Call it from the request\'s own code (a route, a hook such as Fastify\'s onSend), before the response is sent.')
     const outcome = outcomeSoFar(store, error)
     const scope = endingOf(store)
     if (!(scope instanceof ScopeResources)) {

@@ -1,4 +1,4 @@
-import { describe, invalidArgumentError, noScopeForCallError, notCloneableError } from './errors.js'
+import { describe, invalidArgumentError, noScopeCallError, notCloneableError } from './errors.js'
 import type { LocalsStorage, Store } from './storage.js'
 
 /**
@@ -18,7 +18,7 @@ export function createSnapshotLocals<T extends object> (storage: LocalsStorage):
       throw invalidArgumentError(`snapshotLocals(keys) expects an array of key names; found ${describe(keys)}. Pass for example ['user', 'tenant'].`)
     }
     const store = storage.getStore()
-    if (store === undefined) throw noScopeForCallError('snapshotLocals(keys)')
+    if (store === undefined) throw noScopeCallError('snapshotLocals(keys)', 'Call it from the request (or job) whose locals it should capture.')
     // An ordinary object, not a null-prototype store: it is meant to leave
     // this process's scopes (postMessage, JSON), where plain objects travel.
     const snapshot: Store = {}

@@ -1,15 +1,14 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { EventEmitter } from 'node:events'
 import http from 'node:http'
 import { Readable } from 'node:stream'
-import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import WebSocket from 'ws'
-import fastifyRequestLocals from '../src/fastify.js'
-import { bindEmitter, requestLocal, tryGetLocals } from '../src/index.js'
+import { bindEmitter, requestLocal } from '../src/index.js'
 import { Barrier, deferred, keepAliveAgent, portOf } from './helpers/http.js'
 import { jitter } from './helpers/pools.js'
+import { appWithUsers, seenUser } from './helpers/users.js'
 import './helpers/locals.js'
 
 // Websockets, server-sent events and hijacked responses outlive the request
@@ -19,24 +18,8 @@ import './helpers/locals.js'
 
 const USERS = Array.from({ length: 8 }, (_, i) => `user-${i}`)
 
-function seenUser (): string {
-  const locals = tryGetLocals()
-  return locals === undefined ? '(no scope)' : locals.user?.id ?? '(no user)'
-}
-
-async function appWithUsers (t: Test): Promise<FastifyInstance> {
-  const app = Fastify()
-  await app.register(fastifyRequestLocals)
-  await app.register(fastifyWebsocket)
-  app.addHook('onRequest', async (request) => {
-    requestLocal.user = { id: String(request.headers['x-user']) }
-  })
-  t.teardown(() => app.close())
-  return app
-}
-
 t.test('websocket message and close handlers see the store of the request that opened the connection', async (t) => {
-  const app = await appWithUsers(t)
+  const app = await appWithUsers(t, async (app) => { await app.register(fastifyWebsocket) })
   // Another library's context, set per chunk of data on the raw socket (as a
   // tracer would): the plugin must add the request's store, not replace it.
   const tracer = new AsyncLocalStorage<string>()
@@ -86,7 +69,7 @@ t.test('websocket message and close handlers see the store of the request that o
 })
 
 t.test('server-sent events over a hijacked response keep the scope for the stream, and so does the disconnect', async (t) => {
-  const app = await appWithUsers(t)
+  const app = await appWithUsers(t, async (app) => { await app.register(fastifyWebsocket) })
   const disconnects = new Map(USERS.map((user) => [user, deferred<{ unbound: string, bound: string }>()]))
   app.get('/events', (request, reply) => {
     const user = requestLocal.user!.id
@@ -133,7 +116,7 @@ t.test('server-sent events over a hijacked response keep the scope for the strea
 })
 
 t.test('a streamed response reads the scope each time the client pulls more', async (t) => {
-  const app = await appWithUsers(t)
+  const app = await appWithUsers(t, async (app) => { await app.register(fastifyWebsocket) })
   app.get('/stream', async () => Readable.from((async function * () {
     for (let i = 0; i < 4; i++) {
       await jitter()
@@ -158,7 +141,7 @@ t.test('a streamed response reads the scope each time the client pulls more', as
 })
 
 t.test('a websocket opened outside any request scope is left as it is', async (t) => {
-  const app = await appWithUsers(t)
+  const app = await appWithUsers(t, async (app) => { await app.register(fastifyWebsocket) })
   await app.ready()
   const socket = new EventEmitter()
   app.websocketServer.emit('connection', socket)
@@ -166,7 +149,7 @@ t.test('a websocket opened outside any request scope is left as it is', async (t
 })
 
 t.test('injectWS works with the plugin registered (no onTimeout hook without connectionTimeout)', async (t) => {
-  const app = await appWithUsers(t)
+  const app = await appWithUsers(t, async (app) => { await app.register(fastifyWebsocket) })
   app.get('/ws', { websocket: true }, (socket) => {
     socket.on('message', (message) => socket.send(`${String(message)} seen by ${seenUser()}`))
   })

@@ -1,10 +1,10 @@
 import t, { type Test } from 'tap'
 import { EventEmitter } from 'node:events'
-import Fastify, { type FastifyInstance } from 'fastify'
-import fastifyRequestLocals from '../src/fastify.js'
-import { bindEmitter, bindLocals, createRequestLocals, hasLocals, requestLocal, runWithLocals, tryGetLocals } from '../src/index.js'
+import type { FastifyInstance } from 'fastify'
+import { bindEmitter, bindLocals, createRequestLocals, hasLocals, requestLocal, runWithLocals } from '../src/index.js'
 import { Barrier, keepAliveAgent, portOf, send } from './helpers/http.js'
 import { CallbackPool, JobQueue, jitter } from './helpers/pools.js'
+import { appWithUsers, seenUser } from './helpers/users.js'
 import './helpers/locals.js'
 
 // Each test drives many requests at once over keep-alive sockets, each with
@@ -12,22 +12,6 @@ import './helpers/locals.js'
 // loss: no scope, or worse, another request's) and once with it.
 
 const USERS = Array.from({ length: 12 }, (_, i) => `user-${i}`)
-
-/** The user id the current code sees, without throwing outside a scope. */
-function seenUser (): string {
-  const locals = tryGetLocals()
-  return locals === undefined ? '(no scope)' : locals.user?.id ?? '(no user)'
-}
-
-async function appWithUsers (t: Test): Promise<FastifyInstance> {
-  const app = Fastify()
-  await app.register(fastifyRequestLocals)
-  app.addHook('onRequest', async (request) => {
-    requestLocal.user = { id: String(request.headers['x-user']) }
-  })
-  t.teardown(() => app.close())
-  return app
-}
 
 /** Sends one request per user, all released together; returns what each saw. */
 async function everyUser (t: Test, app: FastifyInstance, path: string): Promise<Array<{ user: string, seen: unknown }>> {

@@ -192,7 +192,7 @@ t.test('a failing dispose is reported and does not stop the others or change the
 
 t.test('get() outside a scope and after its end rejects with a message naming the resource', async (t) => {
   const { resource, made } = tracked('db')
-  await t.rejects(resource.get(), { name: 'RequestLocalsError', code: 'ERR_REQUEST_LOCALS_NO_SCOPE', message: /The request resource "db" was requested \(get\(\)\) outside a request scope.*runWithLocals/ })
+  await t.rejects(resource.get(), { name: 'RequestLocalsError', code: 'ERR_REQUEST_LOCALS_NO_SCOPE', message: /The request resource "db": get\(\) was called outside a request scope.*runWithLocals/ })
 
   let later: (() => Promise<unknown>) | undefined
   await runWithLocals({}, async () => { later = bindLocals(() => resource.get()) })
