@@ -121,14 +121,13 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
     scopeRequestEvents(store, request.raw, reply.raw)
     storage.run(store, next)
   })
-  // Fastify runs these two from socket events ('close', 'timeout'), whose
-  // async context is the connection's, not the request's. Running first in
-  // their hook chain, these re-enter the request's own store (not a saved
-  // async resource), so the hooks after them see it and no other library's
-  // context is replaced.
-  fastify.addHook('onRequestAbort', function enterScopeOnAbort (request: FastifyRequest, next: HookHandlerDoneFunction) {
-    storage.run(request.locals as Store, next)
-  })
+  // Fastify runs onRequestAbort from the raw request's 'close' event, which
+  // runs in the request's store (scopeRequestEvents above), so it needs no
+  // hook of ours: adding one would make Fastify attach a listener to every
+  // request. onTimeout runs from the socket's 'timeout' event, outside any
+  // request's events; the hook below, first in the chain, re-enters the
+  // request's own store (not a saved async resource), so the hooks after it
+  // see it and no other library's context is replaced.
   // Sockets time out only when Fastify's connectionTimeout is set. Any
   // onTimeout hook makes Fastify touch every request's socket (and breaks
   // injectWS, whose fake request has none), so it is added only then.
