@@ -1,5 +1,9 @@
 // Drives one server with autocannon over keep-alive connections (autocannon
-// reuses each connection for every request it sends on it).
+// reuses each connection for every request it sends on it). Pipelining keeps
+// several requests in flight per connection, so that one core of autocannon
+// can saturate one core of server: without it the server idles while the
+// load generator prepares the next request, and the figures measure the
+// load generator instead.
 import autocannon from 'autocannon'
 
 function run (options) {
@@ -14,20 +18,20 @@ function run (options) {
   })
 }
 
-function request (port, scenario, connections) {
+function request (port, scenario, { connections, pipelining = 1 }) {
   return {
     url: `http://127.0.0.1:${port}${scenario.path}`,
     method: scenario.method,
     headers: scenario.headers,
     body: scenario.body,
     connections,
-    pipelining: 1
+    pipelining
   }
 }
 
 /** Load for `seconds`; returns requests per second and latency percentiles (ms). */
-export async function measure (port, scenario, { seconds, connections }) {
-  const result = await run({ ...request(port, scenario, connections), duration: seconds })
+export async function measure (port, scenario, { seconds, ...load }) {
+  const result = await run({ ...request(port, scenario, load), duration: seconds })
   return {
     requests: result.requests.total,
     rps: result.requests.total / result.duration,
@@ -37,6 +41,6 @@ export async function measure (port, scenario, { seconds, connections }) {
 }
 
 /** Sends exactly `amount` requests. */
-export async function drive (port, scenario, { amount, connections }) {
-  await run({ ...request(port, scenario, connections), amount })
+export async function drive (port, scenario, { amount, ...load }) {
+  await run({ ...request(port, scenario, load), amount })
 }

@@ -49,7 +49,7 @@ async function httpPhase (node) {
   for (const v of runnable) servers[v.name] = await startServer(node.bin, v.name)
   try {
     for (const v of runnable) {
-      for (const scenario of scenarios) await measure(servers[v.name].port, scenario, { seconds: Math.max(1, 2 * options.warmup), connections: options.connections })
+      for (const scenario of scenarios) await measure(servers[v.name].port, scenario, { seconds: Math.max(1, 2 * options.warmup), connections: options.connections, pipelining: options.pipelining })
     }
     for (let round = 0; round < options.rounds; round++) {
       for (const scenario of scenarios) {
@@ -57,9 +57,9 @@ async function httpPhase (node) {
         const cpu = {}
         for (const v of rotated(runnable, round)) {
           const server = servers[v.name]
-          if (options.warmup > 0) await measure(server.port, scenario, { seconds: options.warmup, connections: options.connections })
+          if (options.warmup > 0) await measure(server.port, scenario, { seconds: options.warmup, connections: options.connections, pipelining: options.pipelining })
           const cpuBefore = await server.cpuTime()
-          const m = await measure(server.port, scenario, { seconds: options.duration, connections: options.connections })
+          const m = await measure(server.port, scenario, { seconds: options.duration, connections: options.connections, pipelining: options.pipelining })
           const cpuPerRequest = (await server.cpuTime() - cpuBefore) / m.requests
           const into = samples[scenario.name][v.name]
           into.rps.push(m.rps)
@@ -112,7 +112,7 @@ async function memoryPhase (node) {
   const rows = []
   for (const v of chosen) {
     log(`${node.version} memory ${v.name}: ${options.memoryRequests} requests …`)
-    const heap = await measureHeap(node.bin, v.name, scenario, { amount: options.memoryRequests, connections: options.connections })
+    const heap = await measureHeap(node.bin, v.name, scenario, { amount: options.memoryRequests, connections: options.connections, pipelining: options.pipelining })
     const mb = (bytes) => fixed(bytes / 2 ** 20, 2)
     rows.push([node.version, v.framework, v.label, mb(heap.afterWarmup), mb(heap.afterLoad), mb(heap.afterLoad - heap.afterWarmup), fixed(heap.perRequest, 2)])
   }
@@ -150,7 +150,7 @@ const report = [
   `### Run of ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC (${options.preset} preset)`, '',
   `- machine: ${cpu.length} × ${cpu[0]?.model.trim()}, Linux ${release()}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at start`,
   `- load generator: autocannon in this process (${process.version}) ${pinning ? 'pinned to core 0' : 'unpinned'}; each server in its own process ${pinning ? 'pinned to core 1' : 'unpinned'}`,
-  `- ${options.rounds} rounds × ${options.warmup} s warm-up + ${options.duration} s measurement per variant and scenario, ${options.connections} keep-alive connections; one process per variant, warmed on every scenario first; variants interleaved, order rotated each round; ratio = req/s over the same round's bare server`,
+  `- ${options.rounds} rounds × ${options.warmup} s warm-up + ${options.duration} s measurement per variant and scenario, ${options.connections} keep-alive connections × ${options.pipelining} pipelined requests; one process per variant, warmed on every scenario first; variants interleaved, order rotated each round; ratio = req/s over the same round's bare server`,
   `- command: \`npm run bench -- ${process.argv.slice(2).join(' ')}\``.replace(' -- `', '`'), ''
 ]
 const httpByNode = {}
