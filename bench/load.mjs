@@ -19,6 +19,7 @@ function run (options) {
 }
 
 function request (port, scenario, { connections, pipelining = 1 }) {
+  if (scenario.pipelining !== undefined) pipelining = Math.min(pipelining, scenario.pipelining)
   return {
     url: `http://127.0.0.1:${port}${scenario.path}`,
     method: scenario.method,

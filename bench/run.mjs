@@ -150,7 +150,7 @@ const report = [
   `### Run of ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC (${options.preset} preset)`, '',
   `- machine: ${cpu.length} × ${cpu[0]?.model.trim()}, Linux ${release()}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at start`,
   `- load generator: autocannon in this process (${process.version}) ${pinning ? 'pinned to core 0' : 'unpinned'}; each server in its own process ${pinning ? 'pinned to core 1' : 'unpinned'}`,
-  `- ${options.rounds} rounds × ${options.warmup} s warm-up + ${options.duration} s measurement per variant and scenario, ${options.connections} keep-alive connections × ${options.pipelining} pipelined requests; one process per variant, warmed on every scenario first; variants interleaved, order rotated each round; ratio = req/s over the same round's bare server`,
+  `- ${options.rounds} rounds × ${options.warmup} s warm-up + ${options.duration} s measurement per variant and scenario, ${options.connections} keep-alive connections × ${options.pipelining} pipelined requests (POST: not pipelined); one process per variant, warmed on every scenario first; variants interleaved, order rotated each round; ratio = req/s over the same round's bare server`,
   `- command: \`npm run bench -- ${process.argv.slice(2).join(' ')}\``.replace(' -- `', '`'), ''
 ]
 const httpByNode = {}
