@@ -154,7 +154,7 @@ const nodes = resolveNodes(options.node, options.nodeCache)
 const started = new Date()
 const cpu = cpus()
 const report = [
-  `### Run of ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC (${options.preset} preset)`, '',
+  `### Run of ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC (${options.preset} preset, overridden by any flag in the command below)`, '',
   `- machine: ${cpu.length} × ${cpu[0]?.model.trim()}, Linux ${release()}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at start`,
   `- load generator: autocannon in this process (${process.version}) ${pinning ? 'pinned to core 0' : 'unpinned'}; each server in its own process ${pinning ? 'pinned to core 1' : 'unpinned'}`,
   `- ${options.rounds} rounds × ${options.warmup} s warm-up + ${options.duration} s measurement per variant and scenario, ${options.connections} keep-alive connections × ${options.pipelining} pipelined requests (POST: not pipelined); one process per variant, warmed on every scenario first; variants interleaved, order rotated each round; ratio = req/s over the same round's bare server`,
