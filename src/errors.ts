@@ -1,4 +1,5 @@
 import { lostContextHint } from './debug.js'
+import { inFlightHint } from './in-flight.js'
 
 /**
  * The stable codes a {@link RequestLocalsError} can carry. Match on `code`,
@@ -52,6 +53,7 @@ export function noScopeError (key: string, access: 'read' | 'written' | 'deleted
     'Register the plugin/middleware before the routes and hooks that use it, ' +
     'wrap background work in runWithLocals(values, fn), ' +
     'or use tryGetLocals() where running outside a request is expected.' +
+    inFlightHint() +
     lostContextHint()
   )
 }
@@ -66,6 +68,7 @@ export function noScopeCallError (call: string, fix: string): RequestLocalsError
     `${call} was called outside a request scope. ` +
     'Expected a scope opened by the request-locals plugin or middleware, or by runWithLocals(); found none. ' +
     fix +
+    inFlightHint() +
     lostContextHint()
   )
 }

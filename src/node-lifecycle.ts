@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { describe, optionsError } from './errors.js'
 import { compileRequestIdPolicy, resolveRequestId, type RequestIdOptions, type RequestIdPolicy } from './request-id.js'
+import { requestClosed, requestOpened } from './in-flight.js'
 import { attachRequest, attachRequestId, attachResponse } from './scope-state.js'
 import { sharedStorage, type Store } from './storage.js'
 
@@ -134,6 +135,7 @@ export function scopeRequestEvents (store: Store, request: IncomingMessage, resp
   scopedRequest.emit = emitRequestEvent
   keepOwnEmit(response as unknown as ScopedEmitter)
   response.emit = emitResponseEvent
+  requestOpened()
 }
 
 function keepOwnEmit (emitter: ScopedEmitter): void {
@@ -151,6 +153,7 @@ function emitRequestEvent (this: ScopedEmitter): boolean {
 
 // The response emits 'close' exactly once per request, after 'finish' or when
 // the client went away first: the point where the request's scope ends.
-function emitResponseEvent (this: ScopedEmitter & { req: ScopedEmitter }): boolean {
+function emitResponseEvent (this: ScopedEmitter & { req: ScopedEmitter }, event: string | symbol): boolean {
+  if (event === 'close') requestClosed()
   return storage.run(this.req[kStore] as Store, Reflect.apply, this[kEmit] ?? emit, this, arguments) as boolean
 }
