@@ -200,3 +200,26 @@ t.test('the plugin is named and declares fastify 5', async (t) => {
   await app.ready()
   t.equal(app.hasPlugin('request-locals'), true)
 })
+
+t.test('scopeRawEvents: a custom parser reading locals on a chunked body, and raw close listeners, see the store only with it', async (t) => {
+  for (const scopeRawEvents of [false, true]) {
+    const app = Fastify()
+    await app.register(fastifyRequestLocals, { scopeRawEvents, defaults: (request) => ({ seen: String(request.headers['x-id']) }) })
+    const closed = deferred<string>()
+    app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+      done(null, { parsedIn: tryGetLocals()?.seen ?? 'none', body })
+    })
+    app.post('/', async (request) => {
+      request.raw.once('close', () => closed.resolve(tryGetLocals()?.seen ?? 'none'))
+      return request.body
+    })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const res = await send({ port: portOf(app.server), method: 'POST', headers: { 'x-id': 'u1', 'content-type': 'application/json' }, body: '{"a":1}', chunks: 3, pause: () => new Promise((resolve) => setImmediate(resolve)) })
+    const expected = scopeRawEvents ? 'u1' : 'none'
+    t.equal(res.json<{ parsedIn: string }>().parsedIn, expected, `parser, scopeRawEvents: ${String(scopeRawEvents)}`)
+    t.equal(await closed.promise, expected, `raw close listener, scopeRawEvents: ${String(scopeRawEvents)}`)
+    await app.close()
+  }
+  const app = Fastify()
+  await t.rejects(async () => { await app.register(fastifyRequestLocals, { scopeRawEvents: 'yes' as never }) }, { code: 'ERR_REQUEST_LOCALS_OPTIONS', message: /`scopeRawEvents` must be a boolean; found a string/ })
+})

@@ -28,8 +28,8 @@ function readInLostCallback (): Promise<Error> {
 
 const hint = /Requests are in flight right now, so this code most likely runs in a callback that lost its request's context.*bindLocals\(fn\).*bindEmitter\(emitter\)/
 
-t.test('Fastify: a read in a callback that lost the scope, while a request is in flight, says so', async (t) => {
-  const app = await appWithUsers(t)
+t.test('Fastify (scopeRawEvents): a read in a callback that lost the scope, while a request is in flight, says so', async (t) => {
+  const app = await appWithUsers(t, undefined, { scopeRawEvents: true })
   app.get('/', async () => ({ message: (await readInLostCallback()).message }))
   await app.listen({ port: 0, host: '127.0.0.1' })
   const res = await send({ port: portOf(app.server) })

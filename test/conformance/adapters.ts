@@ -95,7 +95,9 @@ const fastify: Adapter = {
     app.addHook('onRequest', async (request, reply) => {
       if (request.url === '/outside') return reply.send(spec.outside?.())
     })
-    await app.register(fastifyRequestLocals, { defaults: spec.defaults as never })
+    // scopeRawEvents: the raw request's events (a parser's chunks, a client's
+    // disconnect) run in the scope, as they do in the node:http adapters.
+    await app.register(fastifyRequestLocals, { defaults: spec.defaults as never, scopeRawEvents: true })
     app.addHook('onRequest', async (request, reply) => {
       watchClose(spec, request.raw, reply.raw)
       await spec.enter?.(request.headers)

@@ -1,6 +1,6 @@
 import type { Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
-import fastifyRequestLocals from '../../src/fastify.js'
+import fastifyRequestLocals, { type FastifyRequestLocalsOptions } from '../../src/fastify.js'
 import { requestLocal, tryGetLocals } from '../../src/index.js'
 import './locals.js'
 
@@ -15,9 +15,9 @@ export function seenUser (): string {
  * named by their x-user header. `extend` registers more plugins before the
  * hook (as an application registers its own).
  */
-export async function appWithUsers (t: Test, extend?: (app: FastifyInstance) => Promise<void>): Promise<FastifyInstance> {
+export async function appWithUsers (t: Test, extend?: (app: FastifyInstance) => Promise<void>, options: FastifyRequestLocalsOptions = {}): Promise<FastifyInstance> {
   const app = Fastify()
-  await app.register(fastifyRequestLocals)
+  await app.register(fastifyRequestLocals, options)
   if (extend !== undefined) await extend(app)
   app.addHook('onRequest', async (request) => {
     requestLocal.user = { id: String(request.headers['x-user']) }
