@@ -5,12 +5,11 @@ import { describe, optionsError } from './errors.js'
 import { sharedStorage, type Store } from './storage.js'
 import { recordScopeError } from './scope-end.js'
 import { attachRequest, attachRequestId, attachResponse } from './scope-state.js'
-import { compileRequestIdPolicy, resolveRequestId, type IncomingRequestId, type RequestIdPolicy } from './request-id.js'
+import { compileRequestIdPolicy, logReplacedRequestId, resolveRequestId, type IncomingRequestId, type RequestIdOptions, type RequestIdPolicy } from './request-id.js'
 import { scopeRequestEvents } from './node-lifecycle.js'
 import { compileDefaults } from './store.js'
 import { scopeWebsocketConnections } from './fastify-websocket.js'
 import type { RequestLocals } from './index.js'
-import type { RequestIdOptions } from './request-id.js'
 
 /**
  * Options of the Fastify plugin.
@@ -66,10 +65,8 @@ function applyRequestIdPolicy (policy: RequestIdPolicy, store: Store, request: F
   // Undefined only when a child context replaced the id generator.
   const incoming = (request.raw as RawWithIncoming)[kIncomingRequestId]
   attachRequestId(store, request.id, incoming?.traceId)
-  if (incoming?.rejected !== undefined) {
-    // The raw value is never logged: it may carry forged log lines.
-    request.log.debug({ requestIdHeader: policy.header, reason: incoming.rejected }, 'request-locals: replaced the incoming request id')
-  }
+  // request.log already carries the id itself.
+  if (incoming?.rejected !== undefined) logReplacedRequestId(request.log, policy, incoming.rejected)
   const echo = policy.echoHeader
   if (echo !== undefined) reply.header(echo, request.id)
 }

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { describe, optionsError } from './errors.js'
-import { compileRequestIdPolicy, resolveRequestId, type RequestIdOptions, type RequestIdPolicy } from './request-id.js'
+import { compileRequestIdPolicy, logReplacedRequestId, resolveRequestId, type RequestIdOptions, type RequestIdPolicy } from './request-id.js'
 import { requestClosed, requestOpened } from './in-flight.js'
 import { attachRequest, attachRequestId, attachResponse } from './scope-state.js'
 import { sharedStorage, type Store } from './storage.js'
@@ -118,8 +118,7 @@ function applyRequestIdPolicy (policy: RequestIdPolicy, logger: DebugLogger | un
   attachRequestId(store, id, traceId)
   if (rejected !== undefined) {
     const log = logger ?? (request as IncomingMessage & { log?: Partial<DebugLogger> }).log
-    // The raw value is never logged: it may carry forged log lines.
-    if (typeof log?.debug === 'function') log.debug({ requestIdHeader: policy.header, reason: rejected, reqId: id }, 'request-locals: replaced the incoming request id')
+    if (typeof log?.debug === 'function') logReplacedRequestId(log as DebugLogger, policy, rejected, { reqId: id })
   }
   if (policy.echoHeader !== undefined) response.setHeader(policy.echoHeader, id)
 }

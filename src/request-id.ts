@@ -121,6 +121,15 @@ export function compileRequestIdPolicy (options: unknown, where: string): Reques
 }
 
 /**
+ * Logs, at debug level, that an incoming id was replaced and why. The raw
+ * value is never logged: it may carry forged log lines. Every adapter logs
+ * through this, so the line reads the same whatever the framework.
+ */
+export function logReplacedRequestId (log: { debug: (details: object, message: string) => void }, policy: RequestIdPolicy, reason: RequestIdRejection, details?: object): void {
+  log.debug({ requestIdHeader: policy.header, reason, ...details }, 'request-locals: replaced the incoming request id')
+}
+
+/**
  * Decides the id of one incoming request from its raw headers (the flat
  * name/value list of `IncomingMessage.rawHeaders`, which keeps duplicates
  * apart): the accepted header when valid, otherwise a fresh UUID.
