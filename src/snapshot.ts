@@ -54,7 +54,14 @@ export interface SnapshotOptions {
   transport?: 'json' | 'structured-clone'
 }
 
-/** The values `runWithLocals` takes: locals, and a snapshot's identity. */
+/**
+ * The values `runWithLocals` takes: locals, and optionally the identity a
+ * snapshot carries under `$requestLocals`.
+ *
+ * @example
+ * const values: LocalsValues<RequestLocals> = job.data.locals
+ * await runWithLocals(values, () => buildReport(job.data.reportId))
+ */
 export type LocalsValues<T extends object> = Partial<T> & { readonly $requestLocals?: SnapshotIdentity }
 
 // A W3C trace id: 32 lower-case hex digits, not all zero.
