@@ -1,0 +1,53 @@
+import { randomBytes } from 'node:crypto'
+
+/**
+ * The part of a W3C trace context a request carries on to the calls it
+ * makes: its trace id and its trace flags (sampled or not). The incoming
+ * parent id is not kept: each outgoing call gets a span id of its own.
+ *
+ * @example
+ * const trace: TraceContext = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', flags: '01' }
+ */
+export interface TraceContext {
+  readonly traceId: string
+  readonly flags: string
+}
+
+// W3C Trace Context: version-traceid-parentid-flags, lower-case hex. Later
+// versions may append fields after a dash; version ff is invalid.
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/
+const ZERO_TRACE_ID = '0'.repeat(32)
+const ZERO_PARENT_ID = '0'.repeat(16)
+
+/**
+ * The trace id and flags of a W3C `traceparent` value, or undefined when it
+ * is not a valid one (wrong shape, upper-case hex, version ff, all-zero ids,
+ * version 00 with extra fields).
+ *
+ * @example
+ * parseTraceparent('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01')
+ * // { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', flags: '01' }
+ */
+export function parseTraceparent (value: string): TraceContext | undefined {
+  const match = TRACEPARENT.exec(value)
+  if (match === null) return undefined
+  const [, version, traceId, parentId, flags, rest] = match
+  if (version === 'ff' || (version === '00' && rest !== undefined)) return undefined
+  if (traceId === ZERO_TRACE_ID || parentId === ZERO_PARENT_ID) return undefined
+  return { traceId, flags }
+}
+
+/**
+ * A `traceparent` for one outgoing call that continues `trace`: version 00
+ * (the one this code speaks, as the spec asks when forwarding a later
+ * version), the same trace id and flags, and a new random span id as the
+ * parent, so the callee's work hangs under this call.
+ *
+ * @example
+ * outgoingTraceparent({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736', flags: '01' })
+ * // '00-4bf92f3577b34da6a3ce929d0e0e4736-<16 random hex digits>-01'
+ */
+export function outgoingTraceparent (trace: TraceContext): string {
+  // An all-zero span id (invalid) comes out once in 2^64 calls: not checked.
+  return `00-${trace.traceId}-${randomBytes(8).toString('hex')}-${trace.flags}`
+}
