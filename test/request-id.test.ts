@@ -117,3 +117,13 @@ t.test('requestId() and traceId() outside and inside runWithLocals scopes', asyn
   const b = runWithLocals({}, () => requestId())
   t.not(a, b, 'separate scopes get separate ids')
 })
+
+t.test('generate makes the ids of requests that bring none; an unusable result becomes a UUID', async (t) => {
+  const made = ['from-generator', 'not safe\r\n', 42 as unknown as string, '']
+  const policy = compileRequestIdPolicy({ header: true, generate: () => made.shift() as string }, 'test')
+  t.equal(resolveRequestId(policy, []).id, 'from-generator')
+  t.match(resolveRequestId(policy, ['x-request-id', 'EVIL id']), { id: UUID, rejected: 'invalid-characters' }, 'an unsafe generated id is not used')
+  t.match(resolveRequestId(policy, []).id, UUID, 'nor a number')
+  t.match(resolveRequestId(policy, []).id, UUID, 'nor an empty string')
+  t.equal(resolveRequestId(policy, ['x-request-id', 'kept']).id, 'kept', 'an accepted incoming id wins')
+})
