@@ -4,7 +4,7 @@ import { describe, optionsError } from './errors.js'
 import { attachRequestId, requestIdOf, traceIdOf } from './scope-state.js'
 import { sharedStorage, type Store } from './storage.js'
 import { copyStore } from './store.js'
-import { parseTraceparent, type TraceContext } from './trace-context.js'
+import { parseTraceparent, startTrace, type TraceContext } from './trace-context.js'
 
 /**
  * How a request gets its id, and what it takes from the service that called
@@ -48,6 +48,12 @@ export interface RequestIdOptions {
    */
   traceparent?: boolean
   /**
+   * Start a trace for each request that continues none (a random trace id,
+   * marked sampled): `traceId()` and logs carry it, and outgoing calls carry
+   * it on in `traceparent`. For edge services without OpenTelemetry. Default false.
+   */
+  startTrace?: boolean
+  /**
    * The locals taken from a trusted upstream's W3C `baggage` header (needs
    * `trustUpstream`). Identity-bearing keys are refused unless listed in
    * `identityKeys` too.
@@ -72,6 +78,7 @@ export interface RequestIdPolicy {
   /** The response header to echo the id in, or undefined. */
   readonly echoHeader: string | undefined
   readonly traceparent: boolean
+  readonly startTrace: boolean
   readonly baggage: BaggagePolicy | undefined
   readonly generate: (() => string) | undefined
 }
@@ -133,6 +140,7 @@ export function compileRequestIdPolicy (options: unknown, where: string): Reques
   const { header, echoHeader, baggage, generate } = options as RequestIdOptions
   const trustUpstream = booleanOption((options as RequestIdOptions).trustUpstream, false, `${where}.trustUpstream`)
   const traceparent = booleanOption((options as RequestIdOptions).traceparent, trustUpstream, `${where}.traceparent`)
+  const startTrace = booleanOption((options as RequestIdOptions).startTrace, false, `${where}.startTrace`)
   const accepted = headerName(header ?? trustUpstream, DEFAULT_HEADER, `${where}.header`)
   if (baggage !== undefined && !trustUpstream) {
     throw optionsError(`${where}.baggage takes locals from incoming headers, which only a trusted upstream may set; found trustUpstream unset. Add trustUpstream: true where every caller is one of your own services, or remove baggage.`)
@@ -144,6 +152,7 @@ export function compileRequestIdPolicy (options: unknown, where: string): Reques
     header: accepted,
     echoHeader: headerName(echoHeader, accepted ?? DEFAULT_HEADER, `${where}.echoHeader`),
     traceparent,
+    startTrace,
     baggage: baggage === undefined ? undefined : compileBaggagePolicy(baggage, `${where}.baggage`),
     generate
   }
@@ -190,7 +199,8 @@ export function resolveRequestId (policy: RequestIdPolicy, rawHeaders: readonly 
     }
   }
   // Several traceparent headers are invalid by the spec: ignore them all.
-  const trace = traceparentCount === 1 ? parseTraceparent(traceparent as string) : undefined
+  const continued = traceparentCount === 1 ? parseTraceparent(traceparent as string) : undefined
+  const trace = continued ?? (policy.startTrace ? startTrace() : undefined)
   const members = baggage === undefined ? undefined : parseBaggage(policy.baggage as BaggagePolicy, baggage)
   if (incoming === undefined) return { id: freshId(policy), trace, baggage: members, rejected: undefined }
   const rejected = incomingCount > 1 ? 'duplicated' : validateRequestId(incoming)

@@ -51,3 +51,15 @@ export function outgoingTraceparent (trace: TraceContext): string {
   // An all-zero span id (invalid) comes out once in 2^64 calls: not checked.
   return `00-${trace.traceId}-${randomBytes(8).toString('hex')}-${trace.flags}`
 }
+
+/**
+ * A new trace for a request that continues none: a random trace id, marked
+ * sampled (so tracers downstream that follow their parent's decision record it).
+ *
+ * @example
+ * startTrace() // { traceId: '<32 random hex digits>', flags: '01' }
+ */
+export function startTrace (): TraceContext {
+  // An all-zero trace id (invalid) comes out once in 2^128 requests: not checked.
+  return { traceId: randomBytes(16).toString('hex'), flags: '01' }
+}

@@ -111,7 +111,7 @@ const forged = {
   baggage: 'tenant=acme,quota=7,user=admin,roles=root',
   'x-user': 'admin'
 }
-type Seen = { tenant: string, quota: number | null, user: unknown }
+interface Seen { tenant: string | undefined, quota: number | null, user: unknown }
 const seen = (): Seen => ({ tenant: requestLocal.tenant, quota: tryGetLocals()?.quota ?? null, user: tryGetLocals()?.user ?? null })
 
 const starts: Array<[string, () => Promise<number>]> = [

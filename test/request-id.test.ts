@@ -71,7 +71,7 @@ t.test('traceparent: the trace id of a valid header, nothing for an invalid one'
 })
 
 t.test('options are validated once, with messages that name the option', async (t) => {
-  const none = { baggage: undefined, generate: undefined }
+  const none = { startTrace: false, baggage: undefined, generate: undefined }
   t.same(compileRequestIdPolicy({ header: true, echoHeader: true }, 'o'), { header: 'x-request-id', echoHeader: 'x-request-id', traceparent: false, ...none })
   t.same(compileRequestIdPolicy({ header: 'X-Corr', echoHeader: true, traceparent: true }, 'o'), { header: 'x-corr', echoHeader: 'x-corr', traceparent: true, ...none })
   t.same(compileRequestIdPolicy({ echoHeader: true, header: false }, 'o'), { header: undefined, echoHeader: 'x-request-id', traceparent: false, ...none })
@@ -88,6 +88,7 @@ t.test('options are validated once, with messages that name the option', async (
     [{ header: 42 }, /opt\.header must be a header name .*found a number/],
     [{ echoHeader: '' }, /opt\.echoHeader must be a header name .*found ""/],
     [{ traceparent: 'yes' }, /^opt\.traceparent must be a boolean; found a string/],
+    [{ startTrace: 'yes' }, /^opt\.startTrace must be a boolean; found a string/],
     [{ trustUpstream: 1 }, /^opt\.trustUpstream must be a boolean; found a number/],
     [{ baggage: { keys: ['tenant'] } }, /^opt\.baggage takes locals from incoming headers, which only a trusted upstream may set; found trustUpstream unset\. Add trustUpstream: true/],
     [{ generate: 'uuid' }, /^opt\.generate must be a function \(\) => string; found a string/]
@@ -126,4 +127,16 @@ t.test('generate makes the ids of requests that bring none; an unusable result b
   t.match(resolveRequestId(policy, []).id, UUID, 'nor a number')
   t.match(resolveRequestId(policy, []).id, UUID, 'nor an empty string')
   t.equal(resolveRequestId(policy, ['x-request-id', 'kept']).id, 'kept', 'an accepted incoming id wins')
+})
+
+t.test('startTrace: a request that continues no trace starts one', async (t) => {
+  const edge = compileRequestIdPolicy({ startTrace: true }, 'test')
+  const first = resolveRequestId(edge, ['traceparent', validTraceparent]).trace
+  const second = resolveRequestId(edge, []).trace
+  t.match(first, { traceId: /^[0-9a-f]{32}$/, flags: '01' })
+  t.not(first?.traceId, '4bf92f3577b34da6a3ce929d0e0e4736', 'an untrusted edge does not continue the client\'s trace')
+  t.not(first?.traceId, second?.traceId, 'a trace per request')
+  const trusted = compileRequestIdPolicy({ trustUpstream: true, startTrace: true }, 'test')
+  t.equal(resolveRequestId(trusted, ['traceparent', validTraceparent]).trace?.traceId, '4bf92f3577b34da6a3ce929d0e0e4736', 'a continued trace wins')
+  t.match(resolveRequestId(trusted, ['traceparent', 'garbage']).trace, { traceId: /^[0-9a-f]{32}$/, flags: '01' }, 'an invalid one is replaced by a new trace')
 })
