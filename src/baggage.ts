@@ -99,8 +99,16 @@ export function compileBaggagePolicy (options: unknown, where: string): BaggageP
   return { keys: new Set(accepted), parse: parsers }
 }
 
-function trimOws (value: string): string {
-  return value.replace(/^[ \t]+|[ \t]+$/g, '')
+function isOws (code: number): boolean {
+  return code === 0x20 || code === 0x09
+}
+
+// The text between `start` and `end` without surrounding spaces and tabs
+// (by hand: a regex replace cost several times more per member).
+function trimmed (text: string, start: number, end: number): string {
+  while (start < end && isOws(text.charCodeAt(start))) start++
+  while (end > start && isOws(text.charCodeAt(end - 1))) end--
+  return text.slice(start, end)
 }
 
 /**
@@ -118,16 +126,17 @@ export function parseBaggage (policy: BaggagePolicy, header: string): Store | un
   let found: Store | undefined
   for (const member of members) {
     const semicolon = member.indexOf(';')
-    const pair = semicolon === -1 ? member : member.slice(0, semicolon)
-    const equals = pair.indexOf('=')
-    if (equals === -1) continue
-    const key = trimOws(pair.slice(0, equals))
-    if (!policy.keys.has(key) || (found !== undefined && key in found)) continue
-    const raw = trimOws(pair.slice(equals + 1))
+    const end = semicolon === -1 ? member.length : semicolon
+    const equals = member.indexOf('=')
+    if (equals === -1 || equals > end) continue
+    const key = trimmed(member, 0, equals)
+    if (!policy.keys.has(key) || (found !== undefined && Object.hasOwn(found, key))) continue
+    const raw = trimmed(member, equals + 1, end)
     if (!VALUE.test(raw)) continue
     const value = decode(raw, policy.parse[key])
     if (value === undefined) continue
-    found ??= Object.create(null) as Store
+    // A plain object: its keys can only be accepted ones, never __proto__.
+    found ??= {}
     found[key] = value
   }
   return found
@@ -135,7 +144,7 @@ export function parseBaggage (policy: BaggagePolicy, header: string): Store | un
 
 function decode (raw: string, parse: ((value: string) => unknown) | undefined): unknown {
   try {
-    const text = decodeURIComponent(raw)
+    const text = raw.includes('%') ? decodeURIComponent(raw) : raw
     return parse === undefined ? text : parse(text)
   } catch {
     // Malformed percent-encoding, or a parse function that refused the value.

@@ -79,20 +79,24 @@ function compileOrigins (origins: unknown, option: string): ReadonlySet<string> 
   return set
 }
 
-// Calls `add` for each header the current scope sends: nothing is allocated
-// for a call made outside a scope.
-function eachHeader (store: Store, propagation: Propagation, add: (name: string, value: string) => void): void {
+// Puts each header the current scope sends into `target` through `put`:
+// module-level functions rather than a closure per call.
+function eachHeader<T> (store: Store, propagation: Propagation, target: T, put: (target: T, name: string, value: string) => void): void {
   if (propagation.requestIdHeader !== undefined) {
     const id = requestIdOf(store)
     // A custom id generator may make ids that are not safe as a header value.
-    if (validateRequestId(id) === undefined) add(propagation.requestIdHeader, id)
+    if (validateRequestId(id) === undefined) put(target, propagation.requestIdHeader, id)
   }
   const trace = propagation.traceparent ? traceOf(store) : undefined
-  if (trace !== undefined) add('traceparent', outgoingTraceparent(trace))
+  if (trace !== undefined) put(target, 'traceparent', outgoingTraceparent(trace))
   if (propagation.baggage.length > 0) {
     const baggage = serializeBaggage(store, propagation.baggage)
-    if (baggage !== undefined) add('baggage', baggage)
+    if (baggage !== undefined) put(target, 'baggage', baggage)
   }
+}
+
+function putInObject (headers: Record<string, string>, name: string, value: string): void {
+  headers[name] = value
 }
 
 /**
@@ -111,7 +115,7 @@ export function propagationHeaders (options: PropagationOptions = {}): Record<st
   const propagation = compilePropagation(options, 'propagationHeaders(options)')
   const headers: Record<string, string> = {}
   const store = storage.getStore()
-  if (store !== undefined) eachHeader(store, propagation, (name, value) => { headers[name] = value })
+  if (store !== undefined) eachHeader(store, propagation, headers, putInObject)
   return headers
 }
 
@@ -128,7 +132,8 @@ interface UndiciRequest {
 function hasHeader (headers: unknown, name: string): boolean {
   if (Array.isArray(headers)) {
     for (let i = 0; i < headers.length; i += 2) {
-      if (String(headers[i]).toLowerCase() === name) return true
+      const header = headers[i] as unknown
+      if (typeof header === 'string' && header.length === name.length && header.toLowerCase() === name) return true
     }
     return false
   }
@@ -141,10 +146,12 @@ function addPropagationHeaders (message: unknown): void {
   if (propagation === undefined || store === undefined) return
   const request = (message as { request: UndiciRequest }).request
   if (propagation.origins !== undefined && !propagation.origins.has(String(request.origin))) return
-  eachHeader(store, propagation, (name, value) => {
-    // A header the caller set explicitly wins.
-    if (!hasHeader(request.headers, name)) request.addHeader(name, value)
-  })
+  eachHeader(store, propagation, request, addUnlessSet)
+}
+
+function addUnlessSet (request: UndiciRequest, name: string, value: string): void {
+  // A header the caller set explicitly wins.
+  if (!hasHeader(request.headers, name)) request.addHeader(name, value)
 }
 
 /**

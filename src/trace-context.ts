@@ -13,9 +13,12 @@ export interface TraceContext {
   readonly flags: string
 }
 
-// W3C Trace Context: version-traceid-parentid-flags, lower-case hex. Later
-// versions may append fields after a dash; version ff is invalid.
-const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/
+// W3C Trace Context: version-traceid-parentid-flags, lower-case hex (55
+// characters for version 00). Later versions may append fields after a
+// dash, which are not read; version ff is invalid. One test and fixed slices:
+// capture groups cost twice as much, on every traced request.
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(?:-|$)/
+const VERSION_00_LENGTH = 55
 const ZERO_TRACE_ID = '0'.repeat(32)
 const ZERO_PARENT_ID = '0'.repeat(16)
 
@@ -29,12 +32,12 @@ const ZERO_PARENT_ID = '0'.repeat(16)
  * // { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', flags: '01' }
  */
 export function parseTraceparent (value: string): TraceContext | undefined {
-  const match = TRACEPARENT.exec(value)
-  if (match === null) return undefined
-  const [, version, traceId, parentId, flags, rest] = match
-  if (version === 'ff' || (version === '00' && rest !== undefined)) return undefined
-  if (traceId === ZERO_TRACE_ID || parentId === ZERO_PARENT_ID) return undefined
-  return { traceId, flags }
+  if (!TRACEPARENT.test(value)) return undefined
+  const version = value.slice(0, 2)
+  if (version === 'ff' || (version === '00' && value.length !== VERSION_00_LENGTH)) return undefined
+  const traceId = value.slice(3, 35)
+  if (traceId === ZERO_TRACE_ID || value.slice(36, 52) === ZERO_PARENT_ID) return undefined
+  return { traceId, flags: value.slice(53, 55) }
 }
 
 /**
