@@ -140,3 +140,10 @@ t.test('startTrace: a request that continues no trace starts one', async (t) => 
   t.equal(resolveRequestId(trusted, ['traceparent', validTraceparent]).trace?.traceId, '4bf92f3577b34da6a3ce929d0e0e4736', 'a continued trace wins')
   t.match(resolveRequestId(trusted, ['traceparent', 'garbage']).trace, { traceId: /^[0-9a-f]{32}$/, flags: '01' }, 'an invalid one is replaced by a new trace')
 })
+
+t.test('baggage from a trusted upstream: several headers are one list', async (t) => {
+  const policy = compileRequestIdPolicy({ trustUpstream: true, baggage: { keys: ['tenant', 'seen'] } }, 'test')
+  t.same(resolveRequestId(policy, ['baggage', 'tenant=acme', 'Baggage', 'seen=yes,tenant=second']).baggage, { tenant: 'acme', seen: 'yes' })
+  t.equal(resolveRequestId(policy, ['x-other', 'tenant=acme']).baggage, undefined, 'no header, no baggage')
+  t.equal(resolveRequestId(compileRequestIdPolicy({ trustUpstream: true }, 'test'), ['baggage', 'tenant=acme']).baggage, undefined, 'without the baggage option, none is read')
+})
