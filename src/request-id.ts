@@ -233,9 +233,9 @@ export function requestId (): string | undefined {
 }
 
 /**
- * The trace id of the current request's valid W3C `traceparent` header, or
- * undefined (no header, an invalid one, a policy that does not continue
- * traces, no request id policy, or outside a scope).
+ * The trace id the current request continues (a valid W3C `traceparent`
+ * header, when the policy continues traces) or started (`startTrace`), or
+ * undefined (no trace, no request id policy, or outside a scope).
  *
  * @example
  * span.setAttribute('trace_id', traceId() ?? 'none')
