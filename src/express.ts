@@ -83,4 +83,5 @@ export function expressRequestLocals (options: ExpressRequestLocalsOptions = {})
 }
 
 export type { RequestIdOptions, RequestIdRejection } from './request-id.js'
+export type { InboundBaggageOptions } from './baggage.js'
 export type { DebugLogger } from './node-lifecycle.js'

@@ -4,8 +4,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunc
 import { describe, optionsError } from './errors.js'
 import { sharedStorage, type Store } from './storage.js'
 import { recordScopeError } from './scope-end.js'
-import { attachRequest, attachRequestId, attachResponse } from './scope-state.js'
-import { compileRequestIdPolicy, logReplacedRequestId, resolveRequestId, type IncomingRequestId, type RequestIdOptions, type RequestIdPolicy } from './request-id.js'
+import { attachRequest, attachResponse } from './scope-state.js'
+import { attachIncoming, compileRequestIdPolicy, logReplacedRequestId, resolveRequestId, type IncomingRequestId, type RequestIdOptions, type RequestIdPolicy } from './request-id.js'
 import { scopeRequestEvents } from './node-lifecycle.js'
 import { compileDefaults } from './store.js'
 import { scopeWebsocketConnections } from './fastify-websocket.js'
@@ -46,6 +46,7 @@ export interface FastifyRequestLocalsOptions {
 }
 
 export type { RequestIdOptions, RequestIdRejection } from './request-id.js'
+export type { InboundBaggageOptions } from './baggage.js'
 
 // The id decision is made in Fastify's genReqId, before the request (and its
 // logger) exists; the onRequest hook picks the rest of it up from here.
@@ -64,7 +65,7 @@ declare module 'fastify' {
 function applyRequestIdPolicy (policy: RequestIdPolicy, store: Store, request: FastifyRequest, reply: FastifyReply): void {
   // Undefined only when a child context replaced the id generator.
   const incoming = (request.raw as RawWithIncoming)[kIncomingRequestId]
-  attachRequestId(store, request.id, incoming?.traceId)
+  attachIncoming(store, request.id, incoming)
   // request.log already carries the id itself.
   if (incoming?.rejected !== undefined) logReplacedRequestId(request.log, policy, incoming.rejected)
   const echo = policy.echoHeader

@@ -64,4 +64,5 @@ export function withRequestLocals<Req extends IncomingMessage, Res extends Serve
 }
 
 export type { RequestIdOptions, RequestIdRejection } from './request-id.js'
+export type { InboundBaggageOptions } from './baggage.js'
 export type { DebugLogger } from './node-lifecycle.js'

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { describe, optionsError } from './errors.js'
-import { compileRequestIdPolicy, logReplacedRequestId, resolveRequestId, type RequestIdOptions, type RequestIdPolicy } from './request-id.js'
+import { attachIncoming, compileRequestIdPolicy, logReplacedRequestId, resolveRequestId, type RequestIdOptions, type RequestIdPolicy } from './request-id.js'
 import { requestClosed, requestOpened } from './in-flight.js'
-import { attachRequest, attachRequestId, attachResponse } from './scope-state.js'
+import { attachRequest, attachResponse } from './scope-state.js'
 import { sharedStorage, type Store } from './storage.js'
 
 // How a node:http request (and so an Express or Connect one) maps onto a
@@ -114,8 +114,9 @@ export function openRequestScope (store: Store, request: IncomingMessage, respon
 }
 
 function applyRequestIdPolicy (policy: RequestIdPolicy, logger: DebugLogger | undefined, store: Store, request: IncomingMessage, response: ServerResponse): void {
-  const { id, traceId, rejected } = resolveRequestId(policy, request.rawHeaders)
-  attachRequestId(store, id, traceId)
+  const incoming = resolveRequestId(policy, request.rawHeaders)
+  const { id, rejected } = incoming
+  attachIncoming(store, id, incoming)
   if (rejected !== undefined) {
     const log = logger ?? (request as IncomingMessage & { log?: Partial<DebugLogger> }).log
     if (typeof log?.debug === 'function') logReplacedRequestId(log as DebugLogger, policy, rejected, { reqId: id })

@@ -51,7 +51,7 @@ export interface RequestLogOptions {
  * logMixin({ locals: ['tenant'], traceIdKey: 'trace_id' })
  */
 export interface LogMixinOptions extends RequestLogOptions {
-  /** The field that carries a valid traceparent's trace id (default `traceId`). */
+  /** The field that carries the request's trace id, when it has one (default `traceId`). */
   traceIdKey?: string
   /** Locals copied onto every line written inside a request, when set. */
   locals?: ReadonlyArray<keyof RequestLocals & string>
@@ -176,8 +176,8 @@ export function addLogBindings (bindings: Bindings): void {
 
 /**
  * A pino `mixin` for applications that keep their own module-level pino
- * instances: inside a request it adds the request id, the trace id (when a
- * valid traceparent came in), the chosen locals and the fields of
+ * instances: inside a request it adds the request id, the trace id (when the
+ * request continues or started a trace), the chosen locals and the fields of
  * {@link addLogBindings} to every line; outside a scope, nothing.
  *
  * @example

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { ServerResponse } from 'node:http'
 import type { Store } from './storage.js'
+import type { TraceContext } from './trace-context.js'
 
 // What the library keeps about a scope besides its values hangs off the store
 // under private symbols, one per feature: a property write per request, no
@@ -17,8 +18,8 @@ export const kRequest = Symbol.for('request-locals.request')
 export const kResponse = Symbol.for('request-locals.response')
 /** The request id: set when the scope opens, or made on first read. */
 export const kRequestId = Symbol.for('request-locals.request-id')
-/** The trace id of a valid incoming W3C traceparent header. */
-export const kTraceId = Symbol.for('request-locals.trace-id')
+/** The trace (id and flags) of a valid incoming W3C traceparent header. */
+export const kTrace = Symbol.for('request-locals.trace')
 /** The fields added by addLogBindings(), replaced (never mutated) on each add. */
 export const kLogBindings = Symbol.for('request-locals.log-bindings')
 
@@ -26,7 +27,7 @@ type StoreWithState = Store & {
   [kRequest]?: unknown
   [kResponse]?: ServerResponse
   [kRequestId]?: string
-  [kTraceId]?: string
+  [kTrace]?: TraceContext
   [kLogBindings]?: Readonly<Record<string, unknown>>
 }
 
@@ -77,14 +78,19 @@ export function requestIdOf (store: Store): string {
   return id
 }
 
-/** Records the ids a request was given when its scope opened. */
-export function attachRequestId (store: Store, id: string, traceId?: string): void {
+/** Records the id and the trace a request was given when its scope opened. */
+export function attachRequestId (store: Store, id: string, trace?: TraceContext): void {
   (store as StoreWithState)[kRequestId] = id
-  if (traceId !== undefined) (store as StoreWithState)[kTraceId] = traceId
+  if (trace !== undefined) (store as StoreWithState)[kTrace] = trace
+}
+
+/** The trace the scope continues, if any: outgoing calls carry it on. */
+export function traceOf (store: Store): TraceContext | undefined {
+  return (store as StoreWithState)[kTrace]
 }
 
 export function traceIdOf (store: Store): string | undefined {
-  return (store as StoreWithState)[kTraceId]
+  return (store as StoreWithState)[kTrace]?.traceId
 }
 
 export function logBindingsOf (store: Store): Readonly<Record<string, unknown>> | undefined {
@@ -107,6 +113,6 @@ export function inheritIdentity (store: Store, parent: Store): void {
   const from = parent as StoreWithState
   const to = store as StoreWithState
   to[kRequestId] = requestIdOf(parent)
-  if (from[kTraceId] !== undefined) to[kTraceId] = from[kTraceId]
+  if (from[kTrace] !== undefined) to[kTrace] = from[kTrace]
   if (from[kLogBindings] !== undefined) to[kLogBindings] = from[kLogBindings]
 }

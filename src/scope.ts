@@ -30,7 +30,7 @@ export function createScopeFunctions<T extends object> (storage: LocalsStorage):
     // enclosing scope's: its lines must carry the request that queued it.
     const identity = reopenedIdentity(values as Store)
     if (identity !== undefined) {
-      attachRequestId(store, identity.requestId ?? randomUUID(), identity.traceId)
+      attachRequestId(store, identity.requestId ?? randomUUID(), identity.trace)
     } else if (parent !== undefined) {
       inheritIdentity(store, parent)
     }

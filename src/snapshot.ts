@@ -1,8 +1,9 @@
 import { describe, invalidArgumentError, invalidSnapshotError, noScopeCallError, notCloneableError } from './errors.js'
 import { copyJsonData } from './json-data.js'
 import { validateRequestId } from './request-id.js'
-import { requestIdOf, traceIdOf } from './scope-state.js'
+import { requestIdOf, traceOf } from './scope-state.js'
 import { SNAPSHOT_KEY } from './store.js'
+import type { TraceContext } from './trace-context.js'
 import type { LocalsStorage, Store } from './storage.js'
 
 // A snapshot leaves the process (a worker thread, a job queue), where the
@@ -25,6 +26,11 @@ export interface SnapshotIdentity {
   readonly requestId?: string
   /** The W3C trace id (32 lower-case hex digits, not all zero), when the request had one. */
   readonly traceId?: string
+  /**
+   * The W3C trace flags (2 lower-case hex digits; `01` is sampled) carried on
+   * with `traceId` to the calls the job makes; `00` when left out.
+   */
+  readonly traceFlags?: string
 }
 
 /**
@@ -64,8 +70,16 @@ export interface SnapshotOptions {
  */
 export type LocalsValues<T extends object> = Partial<T> & { readonly $requestLocals?: SnapshotIdentity }
 
-// A W3C trace id: 32 lower-case hex digits, not all zero.
+// W3C trace context: a trace id of 32 lower-case hex digits, not all zero,
+// and trace flags of 2.
 const TRACE_ID = /^(?!0{32})[0-9a-f]{32}$/
+const TRACE_FLAGS = /^[0-9a-f]{2}$/
+
+/** What runWithLocals restores: the id, and the trace the job continues. */
+export interface ReopenedIdentity {
+  readonly requestId: string | undefined
+  readonly trace: TraceContext | undefined
+}
 
 function transportOf (options: unknown): 'json' | 'structured-clone' {
   if (options === undefined) return 'json'
@@ -108,13 +122,16 @@ export function createSnapshotLocals<T extends object> (storage: LocalsStorage):
 
 function identityOf (store: Store): SnapshotIdentity {
   const requestId = requestIdOf(store)
-  const traceId = traceIdOf(store)
+  const trace = traceOf(store)
   // An id that is not a safe one came from the framework (Fastify's
   // requestIdHeader, a custom genReqId), possibly from a client's header. It
   // is left out rather than thrown on: the request must still succeed, and
   // the worker's scope gets a fresh id instead of a forged one.
-  const identity: { requestId?: string, traceId?: string } = validateRequestId(requestId) === undefined ? { requestId } : {}
-  if (traceId !== undefined) identity.traceId = traceId
+  const identity: { requestId?: string, traceId?: string, traceFlags?: string } = validateRequestId(requestId) === undefined ? { requestId } : {}
+  if (trace !== undefined) {
+    identity.traceId = trace.traceId
+    identity.traceFlags = trace.flags
+  }
   return identity
 }
 
@@ -131,18 +148,22 @@ function describeId (value: unknown): string {
  * (never shown, never replaced silently) when snapshotLocals() could not
  * have written it.
  */
-export function reopenedIdentity (values: Store): SnapshotIdentity | undefined {
+export function reopenedIdentity (values: Store): ReopenedIdentity | undefined {
   const given = Object.hasOwn(values, SNAPSHOT_KEY) ? values[SNAPSHOT_KEY] : undefined
   if (given === undefined) return undefined
   if (typeof given !== 'object' || given === null || Array.isArray(given)) {
     throw invalidSnapshotError(SNAPSHOT_KEY, 'an object { requestId, traceId }', describe(given))
   }
-  const { requestId, traceId } = given as Record<string, unknown>
+  const { requestId, traceId, traceFlags } = given as Record<string, unknown>
   if (requestId !== undefined && (typeof requestId !== 'string' || validateRequestId(requestId) !== undefined)) {
     throw invalidSnapshotError(`${SNAPSHOT_KEY}.requestId`, 'a request id of 1–200 characters of A-Z a-z 0-9 - _ . : @', describeId(requestId))
   }
   if (traceId !== undefined && (typeof traceId !== 'string' || !TRACE_ID.test(traceId))) {
     throw invalidSnapshotError(`${SNAPSHOT_KEY}.traceId`, 'a W3C trace id of 32 lower-case hex digits, not all zero', typeof traceId === 'string' ? `a string of ${traceId.length} characters (not shown)` : describe(traceId))
   }
-  return { requestId: requestId as string | undefined, traceId: traceId as string | undefined }
+  if (traceFlags !== undefined && (typeof traceFlags !== 'string' || !TRACE_FLAGS.test(traceFlags))) {
+    throw invalidSnapshotError(`${SNAPSHOT_KEY}.traceFlags`, 'W3C trace flags of 2 lower-case hex digits', typeof traceFlags === 'string' ? `a string of ${traceFlags.length} characters (not shown)` : describe(traceFlags))
+  }
+  const trace = traceId === undefined ? undefined : { traceId: traceId as string, flags: (traceFlags as string | undefined) ?? '00' }
+  return { requestId: requestId as string | undefined, trace }
 }

@@ -110,8 +110,13 @@ t.test('a custom echo header, also on errors and 404s', async (t) => {
   t.equal(missing.headers['x-trace-ref'], 'corr-2')
 })
 
+t.test('an untrusted edge (no trustUpstream, no traceparent: true) continues no incoming trace', async (t) => {
+  const { app } = await appWith({ header: true })
+  t.equal((await app.inject({ url: '/', headers: { traceparent: validTraceparent } })).json().traceId, undefined)
+})
+
 t.test('traceId() carries a valid traceparent\'s trace id, never an invalid one', async (t) => {
-  const { app } = await appWith({})
+  const { app } = await appWith({ traceparent: true })
   app.get('/nested', async () => runWithLocals({}, () => ({ traceId: traceId(), requestId: requestId() })))
   t.equal((await app.inject({ url: '/', headers: { traceparent: validTraceparent } })).json().traceId, '4bf92f3577b34da6a3ce929d0e0e4736')
   const nested = await app.inject({ url: '/nested', headers: { traceparent: validTraceparent } })

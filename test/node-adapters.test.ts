@@ -62,7 +62,9 @@ for (const flavour of flavours) {
     t.equal(plain.json<{ id: string, again: string }>().again, plain.json<{ id: string }>().id, 'stable within the request')
     t.equal(plain.headers['x-request-id'], undefined, 'nothing echoed')
 
-    const port = await flavour.start(route, { requestId: { header: true, echoHeader: true }, logger })
+    const untrusted = await flavour.start(route, { requestId: { header: true } })
+    t.equal((await send({ port: untrusted, headers: { traceparent: validTraceparent } })).json<{ traceId: null }>().traceId, null, 'an untrusted edge continues no trace')
+    const port = await flavour.start(route, { requestId: { header: true, echoHeader: true, traceparent: true }, logger })
     const agent = keepAliveAgent(2)
     t.teardown(() => agent.destroy())
     const sendable = hostileHeaders.filter(({ values }) => values.every((value) => /^[\t\x20-\x7e\x80-\xff]*$/.test(value)))

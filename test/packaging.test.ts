@@ -81,7 +81,7 @@ t.test('two installed copies of the package share one storage', async (t) => {
 
 t.test('the package exposes only its entry points', async (t) => {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
-  t.same(Object.keys(pkg.exports).sort(), ['.', './express', './fastify', './http', './package.json', './pino', './testing'])
+  t.same(Object.keys(pkg.exports).sort(), ['.', './express', './fastify', './http', './opentelemetry', './package.json', './pino', './propagation', './testing'])
   t.equal(pkg.type, 'module')
   t.equal(pkg.engines.node, '>=20.19')
   t.equal(pkg.peerDependenciesMeta.fastify.optional, true)
@@ -90,6 +90,36 @@ t.test('the package exposes only its entry points', async (t) => {
   t.notOk(pkg.dependencies.pino, 'pino is not a hard dependency')
   t.equal(pkg.peerDependenciesMeta.express.optional, true)
   t.notOk(pkg.dependencies.express, 'express is not a hard dependency')
+  t.equal(pkg.peerDependenciesMeta['@opentelemetry/api'].optional, true)
+  t.notOk(pkg.dependencies['@opentelemetry/api'], '@opentelemetry/api is not a hard dependency')
+})
+
+t.test('only request-locals/opentelemetry needs @opentelemetry/api; every other entry loads without it', async (t) => {
+  // Outside the repository, so that no node_modules above it holds the API.
+  const dir = mkdtempSync(join(tmpdir(), 'request-locals-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const target = join(dir, 'node_modules', 'request-locals')
+  mkdirSync(target, { recursive: true })
+  cpSync(join(root, 'dist'), join(target, 'dist'), { recursive: true })
+  cpSync(join(root, 'package.json'), join(target, 'package.json'))
+  const out = await node('main.mjs', `
+    import { createRequire } from 'node:module'
+    import * as core from 'request-locals'
+    import * as propagation from 'request-locals/propagation'
+    import * as http from 'request-locals/http'
+    import * as pino from 'request-locals/pino'
+    const require = createRequire(import.meta.url)
+    let api = 'installed'
+    try { require.resolve('@opentelemetry/api') } catch { api = 'absent' }
+    let otel
+    try { await import('request-locals/opentelemetry') } catch (err) { otel = err.code + ' ' + /@opentelemetry\\/api/.test(err.message) }
+    const stop = propagation.propagateRequestLocals()
+    const headers = core.runWithLocals({}, () => Object.keys(propagation.propagationHeaders()))
+    stop()
+    console.log(JSON.stringify({ api, otel, headers, http: typeof http.withRequestLocals, pino: typeof pino.logMixin }))
+  `, dir)
+  t.same(JSON.parse(out), { api: 'absent', otel: 'ERR_MODULE_NOT_FOUND true', headers: ['x-request-id'], http: 'function', pino: 'function' })
+  t.notMatch(readFileSync(join(root, 'dist', 'propagation.js'), 'utf8'), /@opentelemetry/, 'the propagation entry does not load OpenTelemetry')
 })
 
 t.test('the Express and node:http entries load where Express is not installed', async (t) => {

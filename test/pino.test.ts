@@ -187,7 +187,7 @@ t.test('logMixin: request fields inside a scope, nothing outside', async (t) => 
   const { logger: audit, lines } = captureLogs({ mixin: logMixin({ locals: ['tenant', 'seen'], traceIdKey: 'trace_id' }) })
   audit.info('at start-up')
   const { logger: appLogger } = captureLogs()
-  const app = await fastifyWith(appLogger as FastifyBaseLogger, { requestId: { header: true }, defaults: { tenant: 'public' } })
+  const app = await fastifyWith(appLogger as FastifyBaseLogger, { requestId: { header: true, traceparent: true }, defaults: { tenant: 'public' } })
   app.addHook('preHandler', async () => { addLogBindings({ userId: 'carol' }) })
   app.get('/', async (request) => {
     audit.info({ action: 'read' }, 'audited')

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { compileRequestIdPolicy, resolveRequestId, traceIdOfTraceparent, validateRequestId } from '../src/request-id.js'
+import { compileRequestIdPolicy, resolveRequestId, validateRequestId } from '../src/request-id.js'
+import { parseTraceparent } from '../src/trace-context.js'
 import { requestId, runWithLocals, traceId } from '../src/index.js'
 import { hostileHeaders } from './helpers/hostile-headers.js'
 
@@ -24,7 +25,7 @@ t.test('validateRequestId and resolveRequestId: the hostile header table', async
 t.test('an absent header gives a fresh UUID without a rejection', async (t) => {
   const first = resolveRequestId(accepting, ['Host', 'example'])
   const second = resolveRequestId(accepting, [])
-  t.match(first, { rejected: undefined, traceId: undefined })
+  t.match(first, { rejected: undefined, trace: undefined, baggage: undefined })
   t.match(first.id, UUID)
   t.not(first.id, second.id)
 })
@@ -59,19 +60,25 @@ t.test('traceparent: the trace id of a valid header, nothing for an invalid one'
     ['', undefined],
     ['garbage', undefined]
   ]
-  for (const [value, expected] of cases) t.equal(traceIdOfTraceparent(value), expected, JSON.stringify(value))
+  for (const [value, expected] of cases) t.equal(parseTraceparent(value)?.traceId, expected, JSON.stringify(value))
+  t.same(parseTraceparent('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00'), { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', flags: '00' }, 'the flags are kept')
 
-  const policy = compileRequestIdPolicy({}, 'test')
-  t.equal(resolveRequestId(policy, ['Traceparent', validTraceparent]).traceId, '4bf92f3577b34da6a3ce929d0e0e4736')
-  t.equal(resolveRequestId(policy, ['traceparent', validTraceparent, 'traceparent', validTraceparent]).traceId, undefined, 'two traceparent headers are ignored')
-  t.equal(resolveRequestId(compileRequestIdPolicy({ traceparent: false }, 'test'), ['traceparent', validTraceparent]).traceId, undefined, 'traceparent: false')
+  const policy = compileRequestIdPolicy({ traceparent: true }, 'test')
+  t.same(resolveRequestId(policy, ['Traceparent', validTraceparent]).trace, { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', flags: '01' })
+  t.equal(resolveRequestId(policy, ['traceparent', validTraceparent, 'traceparent', validTraceparent]).trace, undefined, 'two traceparent headers are ignored')
+  t.equal(resolveRequestId(compileRequestIdPolicy({}, 'test'), ['traceparent', validTraceparent]).trace, undefined, 'not continued by default (an untrusted edge)')
+  t.equal(resolveRequestId(compileRequestIdPolicy({ trustUpstream: true, traceparent: false }, 'test'), ['traceparent', validTraceparent]).trace, undefined, 'traceparent: false')
 })
 
 t.test('options are validated once, with messages that name the option', async (t) => {
-  t.same(compileRequestIdPolicy({ header: true, echoHeader: true }, 'o'), { header: 'x-request-id', echoHeader: 'x-request-id', traceparent: true })
-  t.same(compileRequestIdPolicy({ header: 'X-Corr', echoHeader: true }, 'o'), { header: 'x-corr', echoHeader: 'x-corr', traceparent: true })
-  t.same(compileRequestIdPolicy({ echoHeader: true, header: false }, 'o'), { header: undefined, echoHeader: 'x-request-id', traceparent: true })
-  t.same(compileRequestIdPolicy({ echoHeader: 'X-Id', traceparent: false }, 'o'), { header: undefined, echoHeader: 'x-id', traceparent: false })
+  const none = { startTrace: false, baggage: undefined, generate: undefined }
+  t.same(compileRequestIdPolicy({ header: true, echoHeader: true }, 'o'), { header: 'x-request-id', echoHeader: 'x-request-id', traceparent: false, ...none })
+  t.same(compileRequestIdPolicy({ header: 'X-Corr', echoHeader: true, traceparent: true }, 'o'), { header: 'x-corr', echoHeader: 'x-corr', traceparent: true, ...none })
+  t.same(compileRequestIdPolicy({ echoHeader: true, header: false }, 'o'), { header: undefined, echoHeader: 'x-request-id', traceparent: false, ...none })
+  t.same(compileRequestIdPolicy({ echoHeader: 'X-Id', traceparent: false }, 'o'), { header: undefined, echoHeader: 'x-id', traceparent: false, ...none })
+  t.same(compileRequestIdPolicy({ trustUpstream: true }, 'o'), { header: 'x-request-id', echoHeader: undefined, traceparent: true, ...none }, 'trustUpstream: the id header and traceparent')
+  t.same(compileRequestIdPolicy({ trustUpstream: true, header: 'X-Corr', traceparent: false }, 'o'), { header: 'x-corr', echoHeader: undefined, traceparent: false, ...none })
+  t.same(compileRequestIdPolicy({ trustUpstream: true, header: false }, 'o'), { header: undefined, echoHeader: undefined, traceparent: true, ...none })
   const cases: Array<[unknown, RegExp]> = [
     ['x-request-id', /^opt must be an object; found a string/],
     [null, /^opt must be an object; found null/],
@@ -80,7 +87,11 @@ t.test('options are validated once, with messages that name the option', async (
     [{ header: 'x-id\r\n' }, /opt\.header must be a header name/],
     [{ header: 42 }, /opt\.header must be a header name .*found a number/],
     [{ echoHeader: '' }, /opt\.echoHeader must be a header name .*found ""/],
-    [{ traceparent: 'yes' }, /^opt\.traceparent must be a boolean; found a string/]
+    [{ traceparent: 'yes' }, /^opt\.traceparent must be a boolean; found a string/],
+    [{ startTrace: 'yes' }, /^opt\.startTrace must be a boolean; found a string/],
+    [{ trustUpstream: 1 }, /^opt\.trustUpstream must be a boolean; found a number/],
+    [{ baggage: { keys: ['tenant'] } }, /^opt\.baggage takes locals from incoming headers, which only a trusted upstream may set; found trustUpstream unset\. Add trustUpstream: true/],
+    [{ generate: 'uuid' }, /^opt\.generate must be a function \(\) => string; found a string/]
   ]
   for (const [options, message] of cases) {
     t.throws(() => compileRequestIdPolicy(options, 'opt'), { code: 'ERR_REQUEST_LOCALS_OPTIONS', message }, String(message))
@@ -106,4 +117,33 @@ t.test('requestId() and traceId() outside and inside runWithLocals scopes', asyn
   const a = runWithLocals({}, () => requestId())
   const b = runWithLocals({}, () => requestId())
   t.not(a, b, 'separate scopes get separate ids')
+})
+
+t.test('generate makes the ids of requests that bring none; an unusable result becomes a UUID', async (t) => {
+  const made = ['from-generator', 'not safe\r\n', 42 as unknown as string, '']
+  const policy = compileRequestIdPolicy({ header: true, generate: () => made.shift() as string }, 'test')
+  t.equal(resolveRequestId(policy, []).id, 'from-generator')
+  t.match(resolveRequestId(policy, ['x-request-id', 'EVIL id']), { id: UUID, rejected: 'invalid-characters' }, 'an unsafe generated id is not used')
+  t.match(resolveRequestId(policy, []).id, UUID, 'nor a number')
+  t.match(resolveRequestId(policy, []).id, UUID, 'nor an empty string')
+  t.equal(resolveRequestId(policy, ['x-request-id', 'kept']).id, 'kept', 'an accepted incoming id wins')
+})
+
+t.test('startTrace: a request that continues no trace starts one', async (t) => {
+  const edge = compileRequestIdPolicy({ startTrace: true }, 'test')
+  const first = resolveRequestId(edge, ['traceparent', validTraceparent]).trace
+  const second = resolveRequestId(edge, []).trace
+  t.match(first, { traceId: /^[0-9a-f]{32}$/, flags: '01' })
+  t.not(first?.traceId, '4bf92f3577b34da6a3ce929d0e0e4736', 'an untrusted edge does not continue the client\'s trace')
+  t.not(first?.traceId, second?.traceId, 'a trace per request')
+  const trusted = compileRequestIdPolicy({ trustUpstream: true, startTrace: true }, 'test')
+  t.equal(resolveRequestId(trusted, ['traceparent', validTraceparent]).trace?.traceId, '4bf92f3577b34da6a3ce929d0e0e4736', 'a continued trace wins')
+  t.match(resolveRequestId(trusted, ['traceparent', 'garbage']).trace, { traceId: /^[0-9a-f]{32}$/, flags: '01' }, 'an invalid one is replaced by a new trace')
+})
+
+t.test('baggage from a trusted upstream: several headers are one list', async (t) => {
+  const policy = compileRequestIdPolicy({ trustUpstream: true, baggage: { keys: ['tenant', 'seen'] } }, 'test')
+  t.same(resolveRequestId(policy, ['baggage', 'tenant=acme', 'Baggage', 'seen=yes,tenant=second']).baggage, { tenant: 'acme', seen: 'yes' })
+  t.equal(resolveRequestId(policy, ['x-other', 'tenant=acme']).baggage, undefined, 'no header, no baggage')
+  t.equal(resolveRequestId(compileRequestIdPolicy({ trustUpstream: true }, 'test'), ['baggage', 'tenant=acme']).baggage, undefined, 'without the baggage option, none is read')
 })

@@ -3,6 +3,7 @@ import Fastify from 'fastify'
 import fastifyRequestLocals from '../src/fastify.js'
 import { createRequestLocals, requestId, requestLocal, runWithLocals, snapshotLocals, traceId, type LocalsSnapshot, type RequestLocals } from '../src/index.js'
 import { addLogBindings, logMixin, requestLogger } from '../src/pino.js'
+import { propagationHeaders } from '../src/propagation.js'
 import { Barrier, keepAliveAgent, portOf, send } from './helpers/http.js'
 import { captureLogs } from './helpers/logs.js'
 import './helpers/locals.js'
@@ -21,7 +22,7 @@ t.test('a request\'s snapshot carries its id and trace id; reopened after a JSON
   const { logger: audit, lines: auditLines } = captureLogs({ mixin: logMixin({ locals: ['tenant'] }) })
   const app = Fastify({ loggerInstance: logger })
   t.teardown(() => app.close())
-  await app.register(fastifyRequestLocals, { requestId: { header: true }, defaults: { tenant: 'acme' } })
+  await app.register(fastifyRequestLocals, { requestId: { header: true, traceparent: true }, defaults: { tenant: 'acme' } })
   const USERS = ['u1', 'u2', 'u3', 'u4']
   const barrier = new Barrier(USERS.length)
   const queued: string[] = []
@@ -40,11 +41,12 @@ t.test('a request\'s snapshot carries its id and trace id; reopened after a JSON
     agent,
     method: 'POST',
     path: '/jobs',
-    headers: { 'x-user': user, 'x-request-id': `checkout-${i}`, traceparent: `00-${TRACE.slice(0, 31)}${i}-00f067aa0ba902b7-01` }
+    headers: { 'x-user': user, 'x-request-id': `checkout-${i}`, traceparent: `00-${TRACE.slice(0, 31)}${i}-00f067aa0ba902b7-0${i % 2}` }
   })).json<{ id: string }>().id))
   t.same(ids, USERS.map((_, i) => `checkout-${i}`))
   const snapshots = queued.map((job) => JSON.parse(job) as Snapshot)
   t.same(snapshots.map((snapshot) => Object.keys(snapshot)), USERS.map(() => ['user', 'tenant', '$requestLocals']))
+  t.same(snapshots.map((snapshot) => snapshot.$requestLocals).sort((a, b) => a.requestId!.localeCompare(b.requestId!)), USERS.map((_, i) => ({ requestId: `checkout-${i}`, traceId: `${TRACE.slice(0, 31)}${i}`, traceFlags: `0${i % 2}` })), 'the identity: request id, trace id and trace flags')
 
   // A worker, later, outside any request: the jobs run interleaved.
   const done = new Barrier(USERS.length)
@@ -52,9 +54,11 @@ t.test('a request\'s snapshot carries its id and trace id; reopened after a JSON
     log.info('job started')
     await done.arrive()
     audit.info('job done')
-    return { user: requestLocal.user!.id, id: requestId(), trace: traceId(), keys: Object.keys(requestLocal), hidden: (requestLocal as Record<string, unknown>).$requestLocals }
+    const outgoing = propagationHeaders()
+    return { user: requestLocal.user!.id, id: requestId(), trace: traceId(), outgoing: `${outgoing['x-request-id']} ${outgoing.traceparent.replace(/-[0-9a-f]{16}-/, '-<span>-')}`, keys: Object.keys(requestLocal), hidden: (requestLocal as Record<string, unknown>).$requestLocals }
   })))
   t.same(seen.map(({ user, id, trace }) => `${user} ${id!} ${trace!}`).sort(), USERS.map((user, i) => `${user} checkout-${i} ${TRACE.slice(0, 31)}${i}`), 'each job has its own request\'s id and trace id back')
+  t.same(seen.map(({ outgoing }) => outgoing).sort(), USERS.map((_, i) => `checkout-${i} 00-${TRACE.slice(0, 31)}${i}-<span>-0${i % 2}`), 'calls the jobs make carry the id and continue the trace, sampled or not as the request was')
   t.same(seen.map(({ keys, hidden }) => ({ keys, hidden })), USERS.map(() => ({ keys: ['user', 'tenant'], hidden: undefined })), '$requestLocals never becomes a local')
   const jobLines = lines.filter((line) => line.msg === 'job started')
   t.same(jobLines.map((line) => line.reqId).sort(), ids, 'requestLogger lines in the jobs carry the requests\' ids')
@@ -85,6 +89,10 @@ t.test('a snapshot\'s identity replaces the enclosing scope\'s; without one, a n
     })
     runWithLocals({ $requestLocals: { traceId: TRACE } }, () => {
       t.ok(requestId() !== 'outer-1' && traceId() === TRACE, 'a trace id alone is kept')
+      t.match(propagationHeaders().traceparent, new RegExp(`^00-${TRACE}-[0-9a-f]{16}-00$`), 'with the flags unknown, not sampled')
+    })
+    runWithLocals({ $requestLocals: { traceFlags: '01' } }, () => {
+      t.equal(traceId(), undefined, 'flags without a trace id start no trace')
     })
     runWithLocals({ $requestLocals: undefined }, () => {
       t.same([requestId(), traceId()], ['outer-1', TRACE], '$requestLocals: undefined is no identity: the parent\'s is kept')
@@ -127,7 +135,9 @@ t.test('a forged or malformed $requestLocals is refused before the job runs, wit
     ['an upper-case trace id', { requestId: 'r1', traceId: TRACE.toUpperCase() }, /values\.\$requestLocals\.traceId .*expected a W3C trace id of 32 lower-case hex digits, not all zero, .*found a string of 32 characters \(not shown\)/],
     ['an all-zero trace id', { requestId: 'r1', traceId: '0'.repeat(32) }, /traceId .*found a string of 32 characters/],
     ['a short trace id', { requestId: 'r1', traceId: 'abc' }, /traceId .*found a string of 3 characters/],
-    ['a trace id object', { requestId: 'r1', traceId: { id: TRACE } }, /traceId .*found an instance of Object/]
+    ['a trace id object', { requestId: 'r1', traceId: { id: TRACE } }, /traceId .*found an instance of Object/],
+    ['upper-case trace flags', { requestId: 'r1', traceId: TRACE, traceFlags: 'FF' }, /values\.\$requestLocals\.traceFlags cannot be reopened: expected W3C trace flags of 2 lower-case hex digits, .*found a string of 2 characters \(not shown\)/],
+    ['numeric trace flags', { requestId: 'r1', traceId: TRACE, traceFlags: 1 }, /traceFlags .*found a number/]
   ]
   let ran = 0
   for (const [name, identity, message] of cases) {

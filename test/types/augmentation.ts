@@ -68,6 +68,7 @@ void snapshotLocals(['tenant']).user
 // The request's identity travels as plain data, and reopens with runWithLocals.
 const identity: SnapshotIdentity = snapshot.$requestLocals
 const snapshotId: string | undefined = identity.requestId
+const snapshotFlags: string | undefined = identity.traceFlags
 runWithLocals(snapshotLocals([]), () => {})
 runWithLocals(JSON.parse('{}') as LocalsSnapshot<RequestLocals, 'tenant'>, () => {})
 runWithLocals({ tenant: 't', $requestLocals: { requestId: 'abc', traceId: '4bf92f3577b34da6a3ce929d0e0e4736' } }, () => {})
@@ -105,7 +106,7 @@ const jobId: string = jobs.requestLocal.jobId
 // @ts-expect-error an isolated instance has only its own keys
 void jobs.requestLocal.tenant
 
-export { user, tenant, n, maybe, bound, jobId, tapBody, doneBody, snapshotUser, emitter, snapshotId, values }
+export { user, tenant, n, maybe, bound, jobId, tapBody, doneBody, snapshotUser, emitter, snapshotId, snapshotFlags, values }
 
 // Per-request resources: the value type comes from create, sync or async.
 interface Client { query: (sql: string) => Promise<void>, release: () => void }
