@@ -17,7 +17,7 @@ export function trackedResource (name = 'conn') {
   const waiting = new Map<string, Array<(outcome: ScopeOutcome) => void>>()
   // Made by drained(), outside any scope: a promise made inside dispose
   // would hold that scope's store for as long as the promise lives.
-  let idle: ReturnType<typeof deferred> | undefined
+  let idle: ReturnType<typeof deferred<void>> | undefined
   let live = 0
 
   const resource: RequestResource<Owned> = defineRequestResource({
