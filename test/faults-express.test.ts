@@ -156,7 +156,7 @@ for (const [version, express] of versions) {
         // Answers only once the connection is gone, so the answer is never sent.
         void resources.disposed('stalled').then(() => res.send('late'))
       })
-    }, { requestTimeout: 200, headersTimeout: 200, connectionsCheckingInterval: 20 })
+    }, { requestTimeout: 400, headersTimeout: 400, connectionsCheckingInterval: 20 })
     const trickled = await new Promise<number>((resolve) => {
       const client = http.request({ port, host: '127.0.0.1', method: 'POST', headers: { 'x-id': 'trickled', 'content-type': 'text/plain', 'content-length': '100' } })
       client.on('error', () => {})
@@ -167,7 +167,7 @@ for (const [version, express] of versions) {
     t.same(await resources.disposed('trickled'), { ok: false, status: 'aborted' })
     t.equal((await send({ port, headers: { 'x-id': 'after-trickle' } })).text, 'after-trickle/after-trickle')
 
-    server.setTimeout(200)
+    server.setTimeout(400)
     const cut = send({ port, path: '/stall', headers: { 'x-id': 'stalled' } }).catch((err: Error) => err)
     await stalled.promise
     t.match(await cut, { code: 'ECONNRESET' }, 'server.setTimeout: the idle socket is destroyed')
