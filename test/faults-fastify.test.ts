@@ -47,7 +47,9 @@ t.test('a throw, sync or async, in every hook and the handler fails that request
     return at === stage ? mode as 'sync' | 'async' : undefined
   }
   const boom = (stage: Stage, mode: string): Error => new Error(`${stage} ${mode} failure of ${requestLocal.seen!}`)
-  // Callback-style hooks throw synchronously; async ones reject after an await.
+  // Sync: thrown where Fastify calls the hook. Async: an async hook that
+  // rejects after an await (onRequest, the handler), or an error passed to
+  // done() on a later turn of the loop (the other hooks).
   app.addHook('onRequest', (request, _reply, done) => { if (failure('onRequest', request) === 'sync') throw boom('onRequest', 'sync'); done() })
   app.addHook('onRequest', async (request) => { if (failure('onRequest', request) === 'async') { await Promise.resolve(); throw boom('onRequest', 'async') } })
   for (const stage of ['preParsing', 'preValidation', 'preHandler', 'onResponse'] as const) {
