@@ -132,7 +132,11 @@ function watchResponse (store: Store, ending: ScopeEnding, response: ServerRespo
 
 function responseOutcome (store: Store, response: ServerResponse): ScopeOutcome {
   if (kFailure in store) return failed((store as StoreWithEnd)[kFailure])
-  if (!response.writableEnded) return aborted
+  // A request whose connection closed before its response was done is
+  // aborted even if the application then ended a response (a body parser's
+  // 400 for a cut-off body): nobody received it. Node sets `aborted` on the
+  // request it destroys when that happens.
+  if (!response.writableEnded || response.req.aborted) return aborted
   return response.statusCode >= 500 ? failed(undefined) : completed
 }
 
