@@ -80,6 +80,9 @@ async function queueTests (url: string): Promise<void> {
     const lastStart = inJobs.map((line) => line.msg).lastIndexOf('building report')
     const firstEnd = inJobs.map((line) => line.msg).indexOf('report built')
     t.ok(lastStart < firstEnd, 'the jobs ran interleaved: all had started before any finished')
+
+    const completed = await worker.waitFor('BullMQ\'s completed events', (lines) => lines.filter((line) => line.msg === 'job completed').length === CALLERS.length)
+    t.same(completed.filter((line) => line.msg === 'job completed').map((line) => line.reqId), CALLERS.map(() => undefined), 'the queue\'s own events run outside the jobs\' scopes')
   })
 
   await t.test('a job whose snapshot carries a forged request id fails without running and without logging that id', async (t) => {
