@@ -16,6 +16,7 @@ export type RequestLocalsErrorCode =
   | 'ERR_REQUEST_LOCALS_OPTIONS'
   | 'ERR_REQUEST_LOCALS_INVALID_ARGUMENT'
   | 'ERR_REQUEST_LOCALS_NOT_CLONEABLE'
+  | 'ERR_REQUEST_LOCALS_INVALID_SNAPSHOT'
   | 'ERR_REQUEST_LOCALS_SCOPE_ENDED'
   | 'ERR_REQUEST_LOCALS_DISPOSE_FAILED'
 
@@ -77,9 +78,33 @@ export function notCloneableError (key: string, value: unknown, cause: unknown):
   return new RequestLocalsError(
     'ERR_REQUEST_LOCALS_NOT_CLONEABLE',
     `snapshotLocals(): requestLocal.${key} cannot be snapshotted: structuredClone failed on ${describe(value)} ` +
-    `(${(cause as Error).message}). Expected plain data that can be posted to a worker or queued as a job. ` +
+    `(${(cause as Error).message}). Expected plain data that can be posted to a worker thread. ` +
     `Leave "${key}" out of the keys, or store plain data (an id, a plain object) and rebuild the object where the snapshot is reopened.`,
     { cause }
+  )
+}
+
+/** NOT_CLONEABLE for a value of a JSON snapshot; `path` goes down to it (requestLocal.user.since). */
+export function notJsonError (path: string, found: string, fix: string): RequestLocalsError {
+  return new RequestLocalsError(
+    'ERR_REQUEST_LOCALS_NOT_CLONEABLE',
+    `snapshotLocals(): ${path} cannot be snapshotted as JSON: found ${found}. ` +
+    'Expected JSON data (plain objects, arrays, strings, finite numbers, booleans, null), which a job queue stores unchanged. ' +
+    `${fix} For a snapshot that only goes to a worker thread, pass { transport: 'structured-clone' }.`
+  )
+}
+
+/**
+ * INVALID_SNAPSHOT for a `$requestLocals` field that snapshotLocals() would
+ * never have written. `found` describes the value without showing it: a
+ * forged id may carry forged log lines.
+ */
+export function invalidSnapshotError (field: string, expected: string, found: string): RequestLocalsError {
+  return new RequestLocalsError(
+    'ERR_REQUEST_LOCALS_INVALID_SNAPSHOT',
+    `runWithLocals(values): values.${field} cannot be reopened: expected ${expected}, as snapshotLocals() writes it; found ${found}. ` +
+    'The snapshot was altered on its way (a job queue anyone can write to) or made by other code than snapshotLocals(). ' +
+    'Refuse the job, or delete values.$requestLocals to run it under a fresh request id.'
   )
 }
 
@@ -88,8 +113,9 @@ export function reservedKeyError (key: string | symbol, where: string): RequestL
   return new RequestLocalsError(
     'ERR_REQUEST_LOCALS_RESERVED_KEY',
     `${where}: the key ${shown} cannot be stored. ` +
-    'Expected a string key other than "then", "toJSON", "__proto__", "constructor" and "prototype" ' +
-    '(they would make the locals look like a promise, change how they serialise, or reach Object.prototype). ' +
+    'Expected a string key other than "then", "toJSON", "__proto__", "constructor", "prototype" and "$requestLocals" ' +
+    '(they would make the locals look like a promise, change how they serialise, reach Object.prototype, ' +
+    'or be taken for the request id a snapshot carries). ' +
     'Rename the key.'
   )
 }

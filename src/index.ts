@@ -1,6 +1,6 @@
 import { buildInstance } from './instance.js'
 import { sharedStorage } from './storage.js'
-import type { LocalsSnapshot } from './snapshot.js'
+import type { LocalsSnapshot, LocalsValues, SnapshotOptions } from './snapshot.js'
 import type { RequestResource, RequestResourceOptions } from './resources.js'
 
 export { RequestLocalsError, type RequestLocalsErrorCode } from './errors.js'
@@ -8,7 +8,7 @@ export { createRequestLocals, type RequestLocalsInstance } from './instance.js'
 export { requestId, traceId } from './request-id.js'
 export { bindEmitter } from './emitter.js'
 export { setLocalsDebug } from './debug.js'
-export type { LocalsSnapshot } from './snapshot.js'
+export type { LocalsSnapshot, LocalsValues, SnapshotIdentity, SnapshotOptions } from './snapshot.js'
 export type { RequestResource, RequestResourceOptions } from './resources.js'
 export type { ScopeOutcome, ScopeStatus } from './scope-end.js'
 
@@ -46,12 +46,19 @@ export const requestLocal: RequestLocals = shared.requestLocal
 /**
  * Runs `fn` in a new scope holding `values`, for work outside a request
  * (jobs, scripts, tests). Inside an existing scope it starts from a copy of
- * the enclosing values; writes never leak out. Returns what `fn` returns.
+ * the enclosing values and keeps its request id; writes never leak out.
+ * Returns what `fn` returns. Given a snapshot (see `snapshotLocals`), the
+ * scope also takes the snapshot's request id and trace id from
+ * `values.$requestLocals`, which never becomes a local; one that
+ * snapshotLocals could not have written (a forged id) throws
+ * `ERR_REQUEST_LOCALS_INVALID_SNAPSHOT` before `fn` runs.
  *
  * @example
  * await runWithLocals({ tenant: 'nightly' }, () => rebuildIndexes())
+ * // a queue worker: the job's logs carry the id of the request that queued it
+ * new Worker('reports', (job) => runWithLocals(job.data.locals, () => buildReport(job.data)))
  */
-export const runWithLocals: <R>(values: Partial<RequestLocals>, fn: () => R) => R = shared.runWithLocals
+export const runWithLocals: <R>(values: LocalsValues<RequestLocals>, fn: () => R) => R = shared.runWithLocals
 
 /**
  * The current scope's store, or `undefined` outside any scope. Never throws:
@@ -84,18 +91,23 @@ export const bindLocals: <F extends (...args: never[]) => unknown>(fn: F) => F =
 
 /**
  * Copies the chosen keys of the current scope into a plain object (a deep
- * copy, via `structuredClone`), to post to a worker thread or queue as a job
- * and reopen there with `runWithLocals(snapshot, fn)`. Keys that are not set
- * are left out; a value that cannot be cloned (a function, a socket, a
- * connection) throws `ERR_REQUEST_LOCALS_NOT_CLONEABLE` naming the key.
+ * copy) plus the request's id and trace id under `$requestLocals`, to queue
+ * as a job or post to a worker thread and reopen there with
+ * `runWithLocals(snapshot, fn)`, whose logs then carry the same request id.
+ * Keys that are not set are left out. By default the values must be JSON
+ * data (plain objects, arrays, strings, finite numbers, booleans, null): a
+ * Date, a Map, a BigInt, NaN, a class instance or a function throws
+ * `ERR_REQUEST_LOCALS_NOT_CLONEABLE` naming the key and the path to the
+ * value. `{ transport: 'structured-clone' }` accepts what `structuredClone`
+ * copies, for worker threads.
  *
  * @example
  * // in the request
- * worker.postMessage({ task, locals: snapshotLocals(['user', 'tenant']) })
- * // in the worker
- * parentPort.on('message', ({ task, locals }) => runWithLocals(locals, () => run(task)))
+ * await queue.add('report', { reportId, locals: snapshotLocals(['user', 'tenant']) })
+ * // in the worker process
+ * new Worker('reports', (job) => runWithLocals(job.data.locals, () => buildReport(job.data.reportId)))
  */
-export const snapshotLocals: <K extends keyof RequestLocals & string>(keys: readonly K[]) => LocalsSnapshot<RequestLocals, K> = shared.snapshotLocals
+export const snapshotLocals: <K extends keyof RequestLocals & string>(keys: readonly K[], options?: SnapshotOptions) => LocalsSnapshot<RequestLocals, K> = shared.snapshotLocals
 
 /**
  * Defines a per-request resource (a database connection, a transaction, a

@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks'
 import { createLocalsProxy } from './proxy.js'
 import { createResourceFunctions, type ResourceFunctions } from './resources.js'
 import { createScopeFunctions, type ScopeFunctions } from './scope.js'
-import { createSnapshotLocals, type LocalsSnapshot } from './snapshot.js'
+import { createSnapshotLocals, type LocalsSnapshot, type SnapshotOptions } from './snapshot.js'
 import type { LocalsStorage, Store } from './storage.js'
 
 /**
@@ -18,7 +18,7 @@ export interface RequestLocalsInstance<T extends object> extends ScopeFunctions<
   /** Reads and writes the current scope's values; see `requestLocal`. */
   readonly requestLocal: T
   /** Copies chosen keys into plain data for a worker or a job; see `snapshotLocals`. */
-  readonly snapshotLocals: <K extends keyof T & string>(keys: readonly K[]) => LocalsSnapshot<T, K>
+  readonly snapshotLocals: <K extends keyof T & string>(keys: readonly K[], options?: SnapshotOptions) => LocalsSnapshot<T, K>
 }
 
 // The adapters reach an instance's storage through this symbol, so that

@@ -1,20 +1,22 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
+import { randomUUID } from 'node:crypto'
 import { describe, invalidArgumentError } from './errors.js'
 import { runScope } from './scope-end.js'
 import { assignValues, copyStore, emptyStore } from './store.js'
-import { inheritIdentity } from './scope-state.js'
-import type { LocalsStorage } from './storage.js'
+import { attachRequestId, inheritIdentity } from './scope-state.js'
+import { reopenedIdentity, type LocalsValues } from './snapshot.js'
+import type { LocalsStorage, Store } from './storage.js'
 
 /** The functions that open, find and carry scopes of one storage. */
 export interface ScopeFunctions<T extends object> {
-  runWithLocals: <R>(values: Partial<T>, fn: () => R) => R
+  runWithLocals: <R>(values: LocalsValues<T>, fn: () => R) => R
   tryGetLocals: () => T | undefined
   hasLocals: () => boolean
   bindLocals: <F extends (...args: never[]) => unknown>(fn: F) => F
 }
 
 export function createScopeFunctions<T extends object> (storage: LocalsStorage): ScopeFunctions<T> {
-  function runWithLocals<R> (values: Partial<T>, fn: () => R): R {
+  function runWithLocals<R> (values: LocalsValues<T>, fn: () => R): R {
     if (typeof fn !== 'function') {
       throw invalidArgumentError(`runWithLocals(values, fn) expects fn to be a function; found ${describe(fn)}. Pass the work to run, e.g. runWithLocals({ tenant: 'jobs' }, () => work()).`)
     }
@@ -22,11 +24,16 @@ export function createScopeFunctions<T extends object> (storage: LocalsStorage):
     // it owns the resources it creates (the copy leaves symbol keys behind).
     const parent = storage.getStore()
     const store = emptyStore()
-    if (parent !== undefined) {
-      copyStore(store, parent)
+    if (parent !== undefined) copyStore(store, parent)
+    assignValues(store, values, 'runWithLocals(values)', true)
+    // A snapshot's identity (a job of another request) replaces the
+    // enclosing scope's: its lines must carry the request that queued it.
+    const identity = reopenedIdentity(values as Store)
+    if (identity !== undefined) {
+      attachRequestId(store, identity.requestId ?? randomUUID(), identity.trace)
+    } else if (parent !== undefined) {
       inheritIdentity(store, parent)
     }
-    assignValues(store, values, 'runWithLocals(values)')
     return runScope(storage, store, fn)
   }
 

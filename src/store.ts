@@ -1,16 +1,20 @@
 import { describe, invalidArgumentError, optionsError, reservedKeyError } from './errors.js'
 import type { Store } from './storage.js'
 
+/** The field of a snapshot that carries its request's identity, never a local. */
+export const SNAPSHOT_KEY = '$requestLocals'
+
 // Keys that must never be stored: `then` would make the locals a thenable
 // (so `await` would hang on them), `toJSON` would change how they serialise,
-// and the other three are the classic prototype-pollution routes.
+// the next three are the classic prototype-pollution routes, and
+// `$requestLocals` is where a snapshot carries its request id (see snapshot.ts).
 // Compared one by one rather than through a Set: this runs on every read
 // through requestLocal, and comparing interned strings is cheaper than hashing.
 export function isReservedKey (key: string): boolean {
-  return key === 'then' || key === 'toJSON' || key === '__proto__' || key === 'constructor' || key === 'prototype'
+  return key === 'then' || key === 'toJSON' || key === '__proto__' || key === 'constructor' || key === 'prototype' || key === SNAPSHOT_KEY
 }
 
-const reservedKeyList = 'then, toJSON, __proto__, constructor, prototype'
+const reservedKeyList = 'then, toJSON, __proto__, constructor, prototype, $requestLocals'
 
 /** A fresh store with no prototype, so no key can resolve to Object.prototype. */
 export function emptyStore (): Store {
@@ -36,8 +40,10 @@ function isPlainObject (value: unknown): value is Record<string, unknown> {
 /**
  * Copies caller-supplied values onto `store`, refusing reserved keys. `where`
  * names the call in messages, so the user knows which values were wrong.
+ * With `skipSnapshotKey`, a snapshot's `$requestLocals` is passed over (the
+ * caller reads it) instead of refused.
  */
-export function assignValues (store: Store, values: unknown, where: string): Store {
+export function assignValues (store: Store, values: unknown, where: string, skipSnapshotKey = false): Store {
   if (!isPlainObject(values)) {
     throw invalidArgumentError(
       `${where} must be a plain object of locals; found ${describe(values)}. ` +
@@ -48,7 +54,10 @@ export function assignValues (store: Store, values: unknown, where: string): Sto
   // Object.prototype must never become a local, while an own "__proto__"
   // (as JSON.parse makes) must be seen, so that it is refused.
   for (const key of Object.keys(values)) {
-    if (isReservedKey(key)) throw reservedKeyError(key, where)
+    if (isReservedKey(key)) {
+      if (skipSnapshotKey && key === SNAPSHOT_KEY) continue
+      throw reservedKeyError(key, where)
+    }
     store[key] = values[key]
   }
   return store

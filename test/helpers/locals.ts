@@ -7,5 +7,6 @@ declare module '../../src/index.js' {
     tenant?: string
     tags?: string[]
     seen?: string
+    since?: Date
   }
 }

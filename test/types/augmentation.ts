@@ -1,7 +1,7 @@
 // Compiled by `npm run typecheck` (tsc), not run: each @ts-expect-error
 // below must be an error, or tsc fails the test run.
 import { EventEmitter } from 'node:events'
-import { bindEmitter, bindLocals, createRequestLocals, requestLocal, runWithLocals, setLocalsDebug, snapshotLocals, tryGetLocals, defineRequestResource, endRequestResources, type LocalsSnapshot, type RequestLocals, type RequestResource, type ScopeOutcome, type ScopeStatus } from 'request-locals'
+import { bindEmitter, bindLocals, createRequestLocals, requestLocal, runWithLocals, setLocalsDebug, snapshotLocals, tryGetLocals, defineRequestResource, endRequestResources, type LocalsSnapshot, type LocalsValues, type RequestLocals, type SnapshotIdentity, type SnapshotOptions, type RequestResource, type ScopeOutcome, type ScopeStatus } from 'request-locals'
 import { withLocals } from 'request-locals/testing'
 import fastifyRequestLocals from 'request-locals/fastify'
 import Fastify from 'fastify'
@@ -65,6 +65,23 @@ runWithLocals(snapshot, () => {})
 snapshotLocals(['nope'])
 // @ts-expect-error keys left out are not in the snapshot's type
 void snapshotLocals(['tenant']).user
+// The request's identity travels as plain data, and reopens with runWithLocals.
+const identity: SnapshotIdentity = snapshot.$requestLocals
+const snapshotId: string | undefined = identity.requestId
+const snapshotFlags: string | undefined = identity.traceFlags
+runWithLocals(snapshotLocals([]), () => {})
+runWithLocals(JSON.parse('{}') as LocalsSnapshot<RequestLocals, 'tenant'>, () => {})
+runWithLocals({ tenant: 't', $requestLocals: { requestId: 'abc', traceId: '4bf92f3577b34da6a3ce929d0e0e4736' } }, () => {})
+const values: LocalsValues<RequestLocals> = { user: { id: 'u', roles: [] } }
+// @ts-expect-error the identity's fields are strings
+runWithLocals({ $requestLocals: { requestId: 1 } }, () => {})
+// @ts-expect-error $requestLocals is not a local
+snapshotLocals(['$requestLocals'])
+const options: SnapshotOptions = { transport: 'structured-clone' }
+snapshotLocals(['tenant'], options)
+snapshotLocals(['tenant'], { transport: 'json' })
+// @ts-expect-error the transports are 'json' and 'structured-clone'
+snapshotLocals(['tenant'], { transport: 'msgpack' })
 
 const emitter: EventEmitter = bindEmitter(new EventEmitter())
 // @ts-expect-error bindEmitter takes an emitter
@@ -89,7 +106,7 @@ const jobId: string = jobs.requestLocal.jobId
 // @ts-expect-error an isolated instance has only its own keys
 void jobs.requestLocal.tenant
 
-export { user, tenant, n, maybe, bound, jobId, tapBody, doneBody, snapshotUser, emitter }
+export { user, tenant, n, maybe, bound, jobId, tapBody, doneBody, snapshotUser, emitter, snapshotId, snapshotFlags, values }
 
 // Per-request resources: the value type comes from create, sync or async.
 interface Client { query: (sql: string) => Promise<void>, release: () => void }
