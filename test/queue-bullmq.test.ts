@@ -4,7 +4,7 @@ import { Queue } from 'bullmq'
 import { keepAliveAgent, send } from './helpers/http.js'
 import type { LogLine } from './helpers/logs.js'
 import { startLogged } from './helpers/processes.js'
-import { redisForTests } from './helpers/redis.js'
+import { withRedis } from './helpers/redis.js'
 
 // One request id followed across processes: an API process queues a BullMQ
 // job with a snapshot of the request, a separate worker process runs it in a
@@ -100,12 +100,4 @@ async function queueTests (url: string): Promise<void> {
   })
 }
 
-const redis = await redisForTests()
-if (typeof redis === 'string') {
-  const how = 'Set REDIS_URL to a Redis server, or install redis-server (apt-get install redis-server) and run it again.'
-  if (process.env.CI === 'true') t.fail(`The queue tests need a Redis server and found none: ${redis}. ${how}`)
-  else t.plan(0, `no Redis server (${redis}). ${how}`)
-} else {
-  t.teardown(() => redis.stop())
-  await queueTests(redis.url)
-}
+await withRedis(queueTests)

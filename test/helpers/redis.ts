@@ -1,3 +1,4 @@
+import t from 'tap'
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
 
@@ -48,4 +49,21 @@ export async function redisForTests (): Promise<RedisForTests | string> {
       await exited
     }
   }
+}
+
+/**
+ * Runs `tests` against a Redis server (see redisForTests), stopped after the
+ * test file. Without one, fails under CI=true (CI must never skip them) and
+ * otherwise skips the file, saying how to run it.
+ */
+export async function withRedis (tests: (url: string) => Promise<void>): Promise<void> {
+  const redis = await redisForTests()
+  if (typeof redis === 'string') {
+    const how = 'Set REDIS_URL to a Redis server, or install redis-server (apt-get install redis-server) and run it again.'
+    if (process.env.CI === 'true') t.fail(`The queue tests need a Redis server and found none: ${redis}. ${how}`)
+    else t.plan(0, `no Redis server (${redis}). ${how}`)
+    return
+  }
+  t.teardown(() => redis.stop())
+  await tests(redis.url)
 }
