@@ -1,5 +1,5 @@
 import { describe, optionsError } from './errors.js'
-import { isReservedKey } from './store.js'
+import { isReservedKey, reservedKeyList } from './store.js'
 import type { Store } from './storage.js'
 import type { RequestLocals } from './index.js'
 
@@ -58,7 +58,7 @@ const IDENTITY = /user|principal|identity|actor|account|role|permission|scope|se
 
 function keyList (value: unknown, option: string): string[] {
   if (!Array.isArray(value) || value.some((key) => typeof key !== 'string' || !KEY.test(key) || isReservedKey(key))) {
-    throw optionsError(`${option} must be an array of local names (HTTP tokens such as 'tenant', not "then", "toJSON", "__proto__", "constructor" or "prototype"); found ${Array.isArray(value) ? JSON.stringify(value) : describe(value)}. Pass for example ['tenant'].`)
+    throw optionsError(`${option} must be an array of local names (HTTP tokens such as 'tenant', none of the reserved ${reservedKeyList}); found ${Array.isArray(value) ? JSON.stringify(value) : describe(value)}. Pass for example ['tenant'].`)
   }
   return value as string[]
 }

@@ -14,7 +14,8 @@ export function isReservedKey (key: string): boolean {
   return key === 'then' || key === 'toJSON' || key === '__proto__' || key === 'constructor' || key === 'prototype' || key === SNAPSHOT_KEY
 }
 
-const reservedKeyList = 'then, toJSON, __proto__, constructor, prototype, $requestLocals'
+/** The reserved key names, as messages list them. */
+export const reservedKeyList = 'then, toJSON, __proto__, constructor, prototype, $requestLocals'
 
 /** A fresh store with no prototype, so no key can resolve to Object.prototype. */
 export function emptyStore (): Store {
