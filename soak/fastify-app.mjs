@@ -44,7 +44,9 @@ export async function build () {
   app.post('/whoami', async function postWhoAmI (request) {
     return { body: request.body.user, afterBody: request.afterBody, ...await whoAmI(userOf(request)) }
   })
-  app.get('/stream', function streamedWhoAmI (request, reply) {
+  // Returns the reply, as Fastify asks of async handlers that send a stream
+  // themselves; the service keeps writing to the stream afterwards.
+  app.get('/stream', async function streamedWhoAmI (request, reply) {
     const stream = new PassThrough()
     reply.type('application/json').send(stream)
     streamWhoAmI(userOf(request), {

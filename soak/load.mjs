@@ -91,8 +91,9 @@ export class Load {
     // server works, a GET while the server works, a stream mid-response.
     let abortAt
     if (random() < this.#abortShare) abortAt = kind === 'stream' ? 'response' : kind === 'post' && random() < 0.5 ? 'body' : 'waiting'
-    const controller = new AbortController()
-    const request = { path: kind === 'stream' ? '/stream' : '/whoami', method: kind === 'post' ? 'POST' : 'GET', headers: { 'x-soak-user': user }, signal: controller.signal }
+    // Only the requests to abort get a signal: it costs the others nothing.
+    const controller = abortAt === undefined ? undefined : new AbortController()
+    const request = { path: kind === 'stream' ? '/stream' : '/whoami', method: kind === 'post' ? 'POST' : 'GET', headers: { 'x-soak-user': user }, signal: controller?.signal }
     if (kind === 'post') {
       request.headers['content-type'] = 'application/json'
       request.body = this.#chunkedBody(user, abortAt === 'body' ? controller : undefined)
@@ -113,7 +114,7 @@ export class Load {
       this.#check(user, kind, response.statusCode, text)
     } catch (error) {
       clearTimeout(timer)
-      if (controller.signal.aborted) {
+      if (controller?.signal.aborted) {
         this.tally.aborted[abortAt]++
         return
       }
