@@ -28,16 +28,19 @@ export function pinSelf () {
   execFileSync('taskset', ['-a', '-p', '-c', String(loadCore), String(process.pid)], { stdio: 'ignore' })
 }
 
-function pinned (command, args) {
-  return pinning ? ['taskset', ['-c', String(serverCore), command, ...args]] : [command, args]
+function pinned (command, args, pin) {
+  return pin ? ['taskset', ['-c', String(serverCore), command, ...args]] : [command, args]
 }
 
 /**
  * Starts one variant's server on `node` (a binary path) and resolves once it
  * listens. `nodeFlags` go before the script (e.g. --expose-gc, --cpu-prof).
+ * Another harness (the soak) starts its own server the same way, on IPC,
+ * reporting `{ port }` once listening: `script` and `args` name it, and
+ * `pin: false` leaves it free to run on any core.
  */
-export function startServer (node, variant, nodeFlags = []) {
-  const [command, args] = pinned(node, [...nodeFlags, serverScript, variant])
+export function startServer (node, variant, nodeFlags = [], { script = serverScript, args: scriptArgs = [], pin = pinning } = {}) {
+  const [command, args] = pinned(node, [...nodeFlags, script, variant, ...scriptArgs], pin)
   const child = spawn(command, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   return new Promise((resolve, reject) => {
     function onExit (code, signal) {
@@ -61,6 +64,10 @@ function serverHandle (child, port) {
   }
   return {
     port,
+    /** Sends `question` and resolves with the `answer` field of the reply. */
+    ask,
+    /** Resolves once the process has exited, with its exit code (null if killed). */
+    exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
     /** The server's heap used after two forced GCs, in bytes. */
     heapUsed: () => ask('heap', 'heapUsed'),
     /** The CPU time (user + system, µs) the server has used so far. */

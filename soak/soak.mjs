@@ -1,0 +1,84 @@
+// One soak run: one server (Fastify or Express) on one Node binary, driven
+// with `requests` requests, its counters and heap read at the end.
+import { fileURLToPath } from 'node:url'
+import { startServer } from '../bench/processes.mjs'
+import { Load } from './load.mjs'
+
+const serverScript = fileURLToPath(new URL('./server.mjs', import.meta.url))
+const progressEveryMs = 10000
+
+// Asks the server over IPC; rejects instead of waiting forever if it has died.
+function ask (server, question, answer) {
+  return Promise.race([
+    server.ask(question, answer),
+    server.exited.then((code) => { throw new Error(`the server exited (code ${code}) while the soak was asking it for ${question}`) })
+  ])
+}
+
+/** Runs the soak against `framework` on `node` ({ bin, version }); resolves with its figures. */
+export async function soakOne (node, framework, options, log) {
+  // Not pinned: the runs of both servers share the machine's cores, and the
+  // soak checks isolation, not speed.
+  const server = await startServer(node.bin, framework, ['--expose-gc'], { script: serverScript, args: [String(options.seed), String(options.maxDelay)], pin: false })
+  let crashed
+  server.exited.then((code) => { crashed ??= `exited with code ${code}` })
+  const load = new Load({ port: server.port, connections: options.connections, seed: options.seed, tag: `${framework}-${node.version}`, maxDelay: options.maxDelay, abortShare: options.abortShare })
+  const tally = load.tally
+  const label = `${framework} on ${node.version}`
+  let driving = 0
+  let drivenSince = 0
+  const progress = setInterval(() => {
+    log(`${label}: ${tally.sent}/${options.requests} requests, ${Math.round(tally.sent / ((driving + performance.now() - drivenSince) / 1000))} req/s, ${tally.mismatches} mismatches, ${tally.losses} losses, ${tally.errors} errors`)
+  }, progressEveryMs)
+  progress.unref()
+  async function drive (count) {
+    drivenSince = performance.now()
+    await load.drive(count)
+    driving += performance.now() - drivenSince
+  }
+  try {
+    await drive(options.warmup)
+    await ask(server, 'stats', 'stats')
+    const heapBefore = await ask(server, 'heap', 'heapUsed')
+    const cpuBefore = await ask(server, 'cpu', 'cpu')
+    const measured = options.requests - options.warmup
+    await drive(measured)
+    const cpuAfter = await ask(server, 'cpu', 'cpu')
+    const stats = await ask(server, 'stats', 'stats')
+    const heapAfter = await ask(server, 'heap', 'heapUsed')
+    return {
+      node: node.version,
+      server: framework,
+      connections: options.connections,
+      seconds: driving / 1000,
+      rps: tally.sent / (driving / 1000),
+      cpuPerRequest: measured > 0 ? (cpuAfter - cpuBefore) / measured : 0,
+      client: { ...tally },
+      counters: stats,
+      heap: { before: heapBefore, after: heapAfter, delta: heapAfter - heapBefore },
+      crashed
+    }
+  } finally {
+    clearInterval(progress)
+    await load.close()
+    await server.stop()
+  }
+}
+
+/** What makes a run fail; empty when it passed. */
+export function failures (result, { heapLimitMb }) {
+  const { client, counters: server, heap } = result
+  const found = []
+  const aborted = client.aborted.body + client.aborted.waiting + client.aborted.response
+  if (result.crashed !== undefined) found.push(`the server ${result.crashed}`)
+  if (client.mismatches + server.mismatches > 0) found.push(`${client.mismatches} mismatches in answers, ${server.mismatches} in server reads`)
+  if (client.losses + server.losses > 0) found.push(`${client.losses} losses in answers, ${server.losses} in server reads`)
+  if (client.errors + server.errors > 0) found.push(`${client.errors} failed requests, ${server.errors} server errors`)
+  if (client.verified + aborted + client.errors !== client.sent) found.push(`${client.sent} sent but ${client.verified} verified + ${aborted} aborted + ${client.errors} failed`)
+  if (server.created !== server.disposed) found.push(`${server.created} resources created but ${server.disposed} disposed`)
+  if (server.created !== server.scopes) found.push(`${server.scopes} scopes opened but ${server.created} resources created`)
+  if (server.scopes < client.verified || server.scopes > client.sent) found.push(`${server.scopes} scopes opened for ${client.sent} requests sent, ${client.verified} answered`)
+  if (server.inFlight !== 0) found.push(`${server.inFlight} service calls still running at the end`)
+  if (heap.delta > heapLimitMb * 2 ** 20) found.push(`the heap grew by ${(heap.delta / 2 ** 20).toFixed(2)} MB (limit ${heapLimitMb} MB)`)
+  return found
+}
