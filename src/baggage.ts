@@ -1,4 +1,5 @@
 import { describe, optionsError } from './errors.js'
+import { isHttpToken } from './http-token.js'
 import { isReservedKey, reservedKeyList } from './store.js'
 import type { Store } from './storage.js'
 import type { RequestLocals } from './index.js'
@@ -47,8 +48,6 @@ export interface BaggagePolicy {
   readonly parse: Readonly<Record<string, ((value: string) => unknown) | undefined>>
 }
 
-// An HTTP token, as the spec requires of keys.
-const KEY = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 // baggage-octet: printable ASCII but space, DQUOTE, comma, semicolon and backslash.
 const VALUE = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$/
 // Names that usually carry who the caller is or what it may do. A name
@@ -57,7 +56,7 @@ const VALUE = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$/
 const IDENTITY = /user|principal|identity|actor|account|role|permission|scope|session|token|auth|claim|grant|admin|subject|credential|password|secret|apikey/i
 
 function keyList (value: unknown, option: string): string[] {
-  if (!Array.isArray(value) || value.some((key) => typeof key !== 'string' || !KEY.test(key) || isReservedKey(key))) {
+  if (!Array.isArray(value) || value.some((key) => typeof key !== 'string' || !isHttpToken(key) || isReservedKey(key))) {
     throw optionsError(`${option} must be an array of local names (HTTP tokens such as 'tenant', none of the reserved ${reservedKeyList}); found ${Array.isArray(value) ? JSON.stringify(value) : describe(value)}. Pass for example ['tenant'].`)
   }
   return value as string[]

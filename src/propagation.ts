@@ -1,6 +1,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { compileOutboundBaggageKeys, serializeBaggage } from './baggage.js'
 import { describe, optionsError } from './errors.js'
+import { isHttpToken } from './http-token.js'
 import { validateRequestId } from './request-id.js'
 import { requestIdOf, traceOf } from './scope-state.js'
 import { sharedStorage, type Store } from './storage.js'
@@ -45,7 +46,6 @@ interface Propagation {
   readonly origins: ReadonlySet<string> | undefined
 }
 
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const CHANNEL = 'undici:request:create'
 const storage = sharedStorage()
 
@@ -54,7 +54,7 @@ function compilePropagation (options: unknown, where: string): Propagation {
     throw optionsError(`${where} must be an object; found ${describe(options)}. Pass for example { baggage: ['tenant'] }, or nothing.`)
   }
   const { requestIdHeader = 'x-request-id', traceparent = true, baggage = [], origins } = options as PropagationOptions
-  if (requestIdHeader !== false && (typeof requestIdHeader !== 'string' || !HEADER_NAME.test(requestIdHeader))) {
+  if (requestIdHeader !== false && (typeof requestIdHeader !== 'string' || !isHttpToken(requestIdHeader))) {
     throw optionsError(`${where}.requestIdHeader must be a header name or false; found ${typeof requestIdHeader === 'string' ? JSON.stringify(requestIdHeader) : describe(requestIdHeader)}. Pass for example 'x-request-id'.`)
   }
   if (typeof traceparent !== 'boolean') throw optionsError(`${where}.traceparent must be a boolean; found ${describe(traceparent)}.`)

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { compileBaggagePolicy, parseBaggage, type BaggagePolicy, type InboundBaggageOptions } from './baggage.js'
 import { describe, optionsError } from './errors.js'
+import { isHttpToken } from './http-token.js'
 import { attachRequestId, requestIdOf, traceIdOf } from './scope-state.js'
 import { sharedStorage, type Store } from './storage.js'
 import { copyStore } from './store.js'
@@ -98,7 +99,6 @@ const MAX_LENGTH = 200
 const DEFAULT_HEADER = 'x-request-id'
 // An HTTP token (RFC 9110) minus the characters that are risky in logs and
 // shells, so an accepted id can be echoed and logged verbatim.
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const SAFE_ID = /^[A-Za-z0-9\-_.:@]+$/
 const storage = sharedStorage()
 
@@ -119,7 +119,7 @@ export function validateRequestId (value: string): RequestIdRejection | undefine
 function headerName (value: unknown, fallback: string, option: string): string | undefined {
   if (value === undefined || value === false) return undefined
   if (value === true) return fallback
-  if (typeof value === 'string' && HEADER_NAME.test(value)) return value.toLowerCase()
+  if (typeof value === 'string' && isHttpToken(value)) return value.toLowerCase()
   throw optionsError(`${option} must be a header name (letters, digits and -), true or false; found ${typeof value === 'string' ? JSON.stringify(value) : describe(value)}. Pass for example 'x-request-id'.`)
 }
 
