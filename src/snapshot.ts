@@ -3,7 +3,7 @@ import { copyJsonData } from './json-data.js'
 import { validateRequestId } from './request-id.js'
 import { requestIdOf, traceOf } from './scope-state.js'
 import { SNAPSHOT_KEY } from './store.js'
-import type { TraceContext } from './trace-context.js'
+import { isTraceFlags, isTraceId, type TraceContext } from './trace-context.js'
 import type { LocalsStorage, Store } from './storage.js'
 
 // A snapshot leaves the process (a worker thread, a job queue), where the
@@ -69,11 +69,6 @@ export interface SnapshotOptions {
  * await runWithLocals(values, () => buildReport(job.data.reportId))
  */
 export type LocalsValues<T extends object> = Partial<T> & { readonly $requestLocals?: SnapshotIdentity }
-
-// W3C trace context: a trace id of 32 lower-case hex digits, not all zero,
-// and trace flags of 2.
-const TRACE_ID = /^(?!0{32})[0-9a-f]{32}$/
-const TRACE_FLAGS = /^[0-9a-f]{2}$/
 
 /** What runWithLocals restores: the id, and the trace the job continues. */
 export interface ReopenedIdentity {
@@ -158,10 +153,10 @@ export function reopenedIdentity (values: Store): ReopenedIdentity | undefined {
   if (requestId !== undefined && (typeof requestId !== 'string' || validateRequestId(requestId) !== undefined)) {
     throw invalidSnapshotError(`${SNAPSHOT_KEY}.requestId`, 'a request id of 1–200 characters of A-Z a-z 0-9 - _ . : @', describeId(requestId))
   }
-  if (traceId !== undefined && (typeof traceId !== 'string' || !TRACE_ID.test(traceId))) {
+  if (traceId !== undefined && (typeof traceId !== 'string' || !isTraceId(traceId))) {
     throw invalidSnapshotError(`${SNAPSHOT_KEY}.traceId`, 'a W3C trace id of 32 lower-case hex digits, not all zero', typeof traceId === 'string' ? `a string of ${traceId.length} characters (not shown)` : describe(traceId))
   }
-  if (traceFlags !== undefined && (typeof traceFlags !== 'string' || !TRACE_FLAGS.test(traceFlags))) {
+  if (traceFlags !== undefined && (typeof traceFlags !== 'string' || !isTraceFlags(traceFlags))) {
     throw invalidSnapshotError(`${SNAPSHOT_KEY}.traceFlags`, 'W3C trace flags of 2 lower-case hex digits', typeof traceFlags === 'string' ? `a string of ${traceFlags.length} characters (not shown)` : describe(traceFlags))
   }
   const trace = traceId === undefined ? undefined : { traceId: traceId as string, flags: (traceFlags as string | undefined) ?? '00' }

@@ -22,6 +22,29 @@ const VERSION_00_LENGTH = 55
 const ZERO_TRACE_ID = '0'.repeat(32)
 const ZERO_PARENT_ID = '0'.repeat(16)
 
+const TRACE_ID = /^[0-9a-f]{32}$/
+const TRACE_FLAGS = /^[0-9a-f]{2}$/
+
+/**
+ * Whether `value` is a W3C trace id: 32 lower-case hex digits, not all zero.
+ *
+ * @example
+ * isTraceId('4bf92f3577b34da6a3ce929d0e0e4736') // true
+ */
+export function isTraceId (value: string): boolean {
+  return TRACE_ID.test(value) && value !== ZERO_TRACE_ID
+}
+
+/**
+ * Whether `value` is W3C trace flags: 2 lower-case hex digits.
+ *
+ * @example
+ * isTraceFlags('01') // true
+ */
+export function isTraceFlags (value: string): boolean {
+  return TRACE_FLAGS.test(value)
+}
+
 /**
  * The trace id and flags of a W3C `traceparent` value, or undefined when it
  * is not a valid one (wrong shape, upper-case hex, version ff, all-zero ids,
