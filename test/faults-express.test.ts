@@ -4,7 +4,7 @@ import express5, { type Express, type NextFunction, type Request, type Response 
 import express4 from 'express4'
 import { expressRequestLocals } from '../src/express.js'
 import { requestLocal, tryGetLocals } from '../src/index.js'
-import { deferred, keepAliveAgent, portOf, send } from './helpers/http.js'
+import { deferred, keepAliveAgent, portOf, send, sendIncompleteBody } from './helpers/http.js'
 import { collectGarbage } from './helpers/gc.js'
 import { trackedResource } from './helpers/tracked-resource.js'
 import './helpers/locals.js'
@@ -157,12 +157,7 @@ for (const [version, express] of versions) {
         void resources.disposed('stalled').then(() => res.send('late'))
       })
     }, { requestTimeout: 400, headersTimeout: 400, connectionsCheckingInterval: 20 })
-    const trickled = await new Promise<number>((resolve) => {
-      const client = http.request({ port, host: '127.0.0.1', method: 'POST', headers: { 'x-id': 'trickled', 'content-type': 'text/plain', 'content-length': '100' } })
-      client.on('error', () => {})
-      client.on('response', (res) => { res.resume(); resolve(res.statusCode!) })
-      client.write('never finished')
-    })
+    const trickled = await sendIncompleteBody(port, 'trickled')
     t.equal(trickled, 408, 'requestTimeout: Node answers 408')
     t.same(await resources.disposed('trickled'), { ok: false, status: 'aborted' })
     t.equal((await send({ port, headers: { 'x-id': 'after-trickle' } })).text, 'after-trickle/after-trickle')

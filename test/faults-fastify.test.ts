@@ -4,7 +4,7 @@ import { Readable } from 'node:stream'
 import Fastify, { type FastifyHttpOptions } from 'fastify'
 import fastifyRequestLocals from '../src/fastify.js'
 import { requestLocal, tryGetLocals } from '../src/index.js'
-import { deferred, keepAliveAgent, portOf, send } from './helpers/http.js'
+import { deferred, keepAliveAgent, portOf, send, sendIncompleteBody } from './helpers/http.js'
 import { collectGarbage } from './helpers/gc.js'
 import { trackedResource } from './helpers/tracked-resource.js'
 import './helpers/locals.js'
@@ -231,12 +231,7 @@ t.test('requestTimeout: a body that never completes gets 408, is aborted and dis
   app.post('/', async () => ownData(resources))
   app.get('/', async () => ownData(resources))
   const port = await listen()
-  const trickled = await new Promise<number>((resolve) => {
-    const client = http.request({ port, host: '127.0.0.1', method: 'POST', headers: { 'x-id': 'trickled', 'content-type': 'text/plain', 'content-length': '100' } })
-    client.on('error', () => {})
-    client.on('response', (res) => { res.resume(); resolve(res.statusCode!) })
-    client.write('never finished')
-  })
+  const trickled = await sendIncompleteBody(port, 'trickled')
   t.equal(trickled, 408, 'Node answers 408')
   t.same(await resources.disposed('trickled'), { ok: false, status: 'aborted' })
   t.equal((await send({ port, headers: { 'x-id': 'after-trickle' } })).text, 'after-trickle/after-trickle')

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { execFile } from 'node:child_process'
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -15,6 +15,19 @@ async function node (file: string, source: string, cwd: string): Promise<string>
   writeFileSync(path, source)
   const { stdout } = await run(process.execPath, [path], { cwd })
   return stdout.trim()
+}
+
+// An application folder in the system's temp folder with a copy of the built
+// package installed under its name: outside the repository, so that no
+// node_modules above it holds the optional peers (express, @opentelemetry/api).
+function installedOutsideRepository (t: Test): string {
+  const dir = mkdtempSync(join(tmpdir(), 'request-locals-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const target = join(dir, 'node_modules', 'request-locals')
+  mkdirSync(target, { recursive: true })
+  cpSync(join(root, 'dist'), join(target, 'dist'), { recursive: true })
+  cpSync(join(root, 'package.json'), join(target, 'package.json'))
+  return dir
 }
 
 t.test('import and require reach the same storage', async (t) => {
@@ -95,13 +108,7 @@ t.test('the package exposes only its entry points', async (t) => {
 })
 
 t.test('only request-locals/opentelemetry needs @opentelemetry/api; every other entry loads without it', async (t) => {
-  // Outside the repository, so that no node_modules above it holds the API.
-  const dir = mkdtempSync(join(tmpdir(), 'request-locals-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const target = join(dir, 'node_modules', 'request-locals')
-  mkdirSync(target, { recursive: true })
-  cpSync(join(root, 'dist'), join(target, 'dist'), { recursive: true })
-  cpSync(join(root, 'package.json'), join(target, 'package.json'))
+  const dir = installedOutsideRepository(t)
   const out = await node('main.mjs', `
     import { createRequire } from 'node:module'
     import * as core from 'request-locals'
@@ -123,13 +130,7 @@ t.test('only request-locals/opentelemetry needs @opentelemetry/api; every other 
 })
 
 t.test('the Express and node:http entries load where Express is not installed', async (t) => {
-  // Outside the repository, so that no node_modules above it holds express.
-  const dir = mkdtempSync(join(tmpdir(), 'request-locals-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const target = join(dir, 'node_modules', 'request-locals')
-  mkdirSync(target, { recursive: true })
-  cpSync(join(root, 'dist'), join(target, 'dist'), { recursive: true })
-  cpSync(join(root, 'package.json'), join(target, 'package.json'))
+  const dir = installedOutsideRepository(t)
   const out = await node('main.mjs', `
     import { createRequire } from 'node:module'
     import { expressRequestLocals } from 'request-locals/express'

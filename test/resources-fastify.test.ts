@@ -4,7 +4,7 @@ import { PassThrough, Writable } from 'node:stream'
 import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import fastifyRequestLocals from '../src/fastify.js'
 import { defineRequestResource, requestLocal, type ScopeOutcome } from '../src/index.js'
-import { deferred, keepAliveAgent, portOf, send } from './helpers/http.js'
+import { deferred, keepAliveAgent, portOf, send, sendIncompleteBody } from './helpers/http.js'
 import './helpers/locals.js'
 
 declare module '../src/index.js' {
@@ -198,11 +198,7 @@ t.test('requestTimeout: a body that never completes is disposed as aborted', asy
   const app = await appWith({ requestTimeout: 300, http: { headersTimeout: 300, connectionsCheckingInterval: 20 } })
   app.addHook('preParsing', async () => { await transaction.get() })
   app.post('/', async () => 'unreachable')
-  const client = http.request({ port: await listen(app), host: '127.0.0.1', method: 'POST', headers: { 'x-id': 'trickle', 'content-type': 'text/plain', 'content-length': '100' } })
-  client.on('error', () => {})
-  const response = new Promise<number>((resolve) => client.on('response', (res) => { res.resume(); resolve(res.statusCode!) }))
-  client.write('never finished')
-  t.equal(await response, 408)
+  t.equal(await sendIncompleteBody(await listen(app), 'trickle'), 408)
   t.same((await disposed('trickle')).outcome, { ok: false, status: 'aborted' })
   t.same(created, ['trickle'])
 })

@@ -83,3 +83,16 @@ export function deferred<T = void> (): { promise: Promise<T>, resolve: (value: T
   const promise = new Promise<T>((_resolve) => { resolve = _resolve })
   return { promise, resolve }
 }
+
+/**
+ * Starts a POST announcing a 100-byte body and sends only part of it, so the
+ * server's requestTimeout fires; resolves with the status it answers (408).
+ */
+export function sendIncompleteBody (port: number, id: string): Promise<number> {
+  return new Promise((resolve) => {
+    const client = http.request({ port, host: '127.0.0.1', method: 'POST', headers: { 'x-id': id, 'content-type': 'text/plain', 'content-length': '100' } })
+    client.on('error', () => {})
+    client.on('response', (res) => { res.resume(); resolve(res.statusCode!) })
+    client.write('never finished')
+  })
+}
