@@ -5,7 +5,8 @@ import { optionsError, uncalledFactoryError } from './errors.js'
 import { booleanOption } from './core/options.js'
 import { compileRequestScopeOptions, type RequestScopeOptions, type RequestScopePolicy } from './adapters/scope-options.js'
 import { sharedStorage, type Store } from './storage.js'
-import { recordScopeError } from './scope-end.js'
+import { endingOf, outcomeBeforeResponse, recordScopeError } from './scope-end.js'
+import { endResourcesNow } from './resources.js'
 import { attachRequest, attachResponse } from './scope-state.js'
 import { attachIncoming, logReplacedRequestId, resolveRequestId, type IncomingRequestId, type RequestIdPolicy } from './request-id.js'
 import { scopeRequestEvents } from './node-lifecycle.js'
@@ -157,6 +158,19 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
     if (request.locals !== null) recordScopeError(request.locals as Store, error)
     next()
   })
+  // The hook Fastify apps otherwise write by hand: resources end before the
+  // payload is written, and a failure to end them goes to the error handler
+  // (a 500). Only with the option, so other apps run no extra hook.
+  if (policy.endResourcesBeforeResponse) {
+    fastify.addHook('onSend', function endResourcesBeforeSending (request: FastifyRequest, reply: FastifyReply, payload: unknown, next: (err: Error | null, payload?: unknown) => void) {
+      const store = request.locals as Store | null
+      if (store === null || endingOf(store) === undefined) {
+        next(null, payload)
+        return
+      }
+      endResourcesNow(store, outcomeBeforeResponse(store, reply.statusCode)).then(() => { next(null, payload) }, next)
+    })
+  }
   scopeWebsocketConnections(fastify, storage)
   done()
 }

@@ -4,6 +4,7 @@ import { describe, optionsError } from './errors.js'
 import { compileRequestScopeOptions, type RequestScopeOptions, type RequestScopePolicy } from './adapters/scope-options.js'
 import { attachIncoming, logReplacedRequestId, resolveRequestId, type RequestIdPolicy } from './request-id.js'
 import { requestClosed, requestOpened } from './in-flight.js'
+import { endResourcesBeforeHeaders } from './node/end-before-response.js'
 import { attachRequest, attachResponse } from './scope-state.js'
 import { sharedStorage, type Store } from './storage.js'
 
@@ -104,6 +105,7 @@ export function openRequestScope (store: Store, request: IncomingMessage, respon
   attachResponse(store, response)
   if (policy.requestId !== undefined) applyRequestIdPolicy(policy.requestId, policy.logger, store, request, response)
   scopeRequestEvents(store, request, response)
+  if (policy.endResourcesBeforeResponse) endResourcesBeforeHeaders(store, response)
 }
 
 function applyRequestIdPolicy (policy: RequestIdPolicy, logger: DebugLogger | undefined, store: Store, request: IncomingMessage, response: ServerResponse): void {

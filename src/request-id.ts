@@ -145,7 +145,7 @@ export interface IdentityOptions {
  */
 export function compileRequestIdPolicy (options: IdentityOptions, where: string): RequestIdPolicy | undefined {
   if (options.requestId === undefined && options.upstream === undefined && options.startTrace === undefined) return undefined
-  const requestId = checkOptionsObject<RequestIdOptions>(options.requestId ?? {}, {
+  const requestId = checkOptionsObject<RequestIdOptions>(options.requestId === undefined ? {} : options.requestId, {
     where: `${where}.requestId`,
     known: ['echoHeader', 'generate'],
     example: '{ echoHeader: true }',

@@ -216,6 +216,23 @@ function checkOptions (options: unknown): Definition {
   return { name: name ?? 'unnamed', create, dispose: dispose ?? disposeByProtocol }
 }
 
+/**
+ * Ends the resources of `store` now, before its response, with `outcome`;
+ * rejects with ERR_REQUEST_LOCALS_DISPOSE_FAILED when one failed to end
+ * (for a transaction: the commit did not happen). Ending twice does nothing more.
+ */
+export async function endResourcesNow (store: Store, outcome: ScopeOutcome): Promise<void> {
+  const scope = endingOf(store)
+  if (!(scope instanceof ScopeResources)) {
+    // Nothing made yet: mark the scope's resources ended all the same, so
+    // that a later get() is refused instead of outliving the disposal.
+    await endScope(store, outcome)
+    return
+  }
+  const failures = await scope.endNow(outcome)
+  if (failures.length > 0) throw earlyDisposeFailedError(failures.map(({ name }) => name), failures.map(({ error }) => error))
+}
+
 /** Builds defineRequestResource for one storage (the shared one, or an instance's). */
 export function createResourceFunctions (storage: LocalsStorage): ResourceFunctions {
   function defineRequestResource<T> (options: RequestResourceOptions<T>): RequestResource<T> {
@@ -238,16 +255,7 @@ export function createResourceFunctions (storage: LocalsStorage): ResourceFuncti
   async function endRequestResources (error?: unknown): Promise<void> {
     const store = storage.getStore()
     if (store === undefined) throw noScopeCallError('endRequestResources()', 'Call it from the request\'s own code (a route, a hook such as Fastify\'s onSend), before the response is sent.')
-    const outcome = outcomeSoFar(store, error)
-    const scope = endingOf(store)
-    if (!(scope instanceof ScopeResources)) {
-      // Nothing made yet: mark the scope's resources ended all the same, so
-      // that a later get() is refused instead of outliving the disposal.
-      await endScope(store, outcome)
-      return
-    }
-    const failures = await scope.endNow(outcome)
-    if (failures.length > 0) throw earlyDisposeFailedError(failures.map(({ name }) => name), failures.map(({ error }) => error))
+    await endResourcesNow(store, outcomeSoFar(store, error))
   }
 
   return { defineRequestResource, endRequestResources }

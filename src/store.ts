@@ -133,20 +133,20 @@ function childPath (path: string, key: string): string {
 // Map as a copy that a later change to the original no longer reaches, and
 // fails on a function. Only plain data copies faithfully, so anything else
 // is refused here, at registration, naming its path.
-function checkPlainData (value: unknown, path: string, option: string, ancestors: object[]): void {
-  if (typeof value === 'function') throw notPlainDefault(path, 'a function', option)
+function checkPlainData (value: unknown, path: string, ancestors: object[]): void {
+  if (typeof value === 'function') throw notPlainDefault(path, 'a function')
   if (typeof value !== 'object' || value === null) return
-  if (!Array.isArray(value) && !isPlainObject(value)) throw notPlainDefault(path, describe(value), option)
-  if (ancestors.includes(value)) throw notPlainDefault(path, 'a reference to an enclosing object (a cycle)', option)
+  if (!Array.isArray(value) && !isPlainObject(value)) throw notPlainDefault(path, describe(value))
+  if (ancestors.includes(value)) throw notPlainDefault(path, 'a reference to an enclosing object (a cycle)')
   ancestors.push(value)
-  for (const key of Object.keys(value)) checkPlainData((value as Record<string, unknown>)[key], childPath(path, key), option, ancestors)
+  for (const key of Object.keys(value)) checkPlainData((value as Record<string, unknown>)[key], childPath(path, key), ancestors)
   ancestors.pop()
 }
 
-function notPlainDefault (path: string, found: string, option: string): Error {
+function notPlainDefault (path: string, found: string): Error {
   return optionsError(
     `${path} cannot be copied per request: expected plain data (strings, numbers, booleans, null, arrays and plain objects); found ${found}. ` +
-    `Pass a function instead, ${option}: (request) => ({ … }), which builds values such as class instances, Maps and Dates for each request.`
+    'Pass defaults as a function (request) => ({ … }) instead: it builds values such as class instances, Maps and Dates for each request.'
   )
 }
 
@@ -155,7 +155,7 @@ function notPlainDefault (path: string, found: string, option: string): Error {
 function cloneDefaults (defaults: Record<string, unknown>, option: string): Store {
   const template = emptyStore()
   for (const key of Object.keys(defaults)) {
-    checkPlainData(defaults[key], childPath(option, key), option, [])
+    checkPlainData(defaults[key], childPath(option, key), [])
     try {
       template[key] = structuredClone(defaults[key])
     } catch (cause) {
