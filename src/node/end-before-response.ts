@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { endResourcesNow } from '../resources.js'
-import { endingOf, outcomeBeforeResponse, recordScopeError } from '../scope-end.js'
-import type { Store } from '../storage.js'
+import { endResourcesNow } from '../lifecycle/resources.js'
+import { endingOf, outcomeBeforeResponse, recordScopeError } from '../lifecycle/scope-end.js'
+import type { Store } from '../core/storage.js'
+import { kHold } from '../core/symbols.js'
 
 // `endResourcesBeforeResponse` for node:http based adapters (Express,
 // Connect, withRequestLocals): the request's resources (a transaction) end
@@ -15,8 +16,6 @@ import type { Store } from '../storage.js'
 // resource passes straight through. Middleware that wraps these methods
 // after this one (compression) calls through the held ones, so its output
 // is held too.
-
-const kHold = Symbol('request-locals.hold')
 
 type Method = 'writeHead' | 'write' | 'end' | 'flushHeaders'
 const methods: readonly Method[] = ['writeHead', 'write', 'end', 'flushHeaders']
