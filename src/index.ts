@@ -13,6 +13,9 @@ export { setLocalsDebug } from './diagnostics/debug.js'
 export type { LocalsSnapshot, LocalsValues, SnapshotIdentity, SnapshotOptions } from './jobs/snapshot.js'
 export type { RequestResource, RequestResourceOptions } from './lifecycle/resources.js'
 export type { ScopeOutcome, ScopeStatus } from './lifecycle/scope-end.js'
+export type { RequestScopeOptions } from './adapters/scope-options.js'
+export type { RequestIdOptions, UpstreamOptions } from './headers/request-id.js'
+export type { InboundBaggageOptions } from './headers/baggage.js'
 
 const shared = buildInstance<RequestLocals>(sharedStorage())
 

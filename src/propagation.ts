@@ -1,5 +1,6 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { compileOutboundBaggageKeys, serializeBaggage } from './headers/baggage.js'
+import { booleanOption, checkOptionsObject } from './core/options.js'
 import { describe, optionsError } from './core/errors.js'
 import { isHttpToken } from './headers/http-token.js'
 import { validateRequestId } from './headers/request-id.js'
@@ -50,14 +51,15 @@ const CHANNEL = 'undici:request:create'
 const storage = sharedStorage()
 
 function compilePropagation (options: unknown, where: string): Propagation {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw optionsError(`${where} must be an object; found ${describe(options)}. Pass for example { baggage: ['tenant'] }, or nothing.`)
-  }
-  const { requestIdHeader = 'x-request-id', traceparent = true, baggage = [], origins } = options as PropagationOptions
+  const { requestIdHeader = 'x-request-id', traceparent = true, baggage = [], origins } = checkOptionsObject<PropagationOptions>(options, {
+    where,
+    known: ['requestIdHeader', 'traceparent', 'baggage', 'origins'],
+    example: "{ baggage: ['tenant'] }, or nothing"
+  })
   if (requestIdHeader !== false && (typeof requestIdHeader !== 'string' || !isHttpToken(requestIdHeader))) {
-    throw optionsError(`${where}.requestIdHeader must be a header name or false; found ${typeof requestIdHeader === 'string' ? JSON.stringify(requestIdHeader) : describe(requestIdHeader)}. Pass for example 'x-request-id'.`)
+    throw optionsError(`${where}.requestIdHeader must be a header name or false; found ${describe(requestIdHeader)}. Pass for example 'x-request-id'.`)
   }
-  if (typeof traceparent !== 'boolean') throw optionsError(`${where}.traceparent must be a boolean; found ${describe(traceparent)}.`)
+  booleanOption(traceparent, true, `${where}.traceparent`)
   return {
     requestIdHeader: requestIdHeader === false ? undefined : requestIdHeader.toLowerCase(),
     traceparent,
@@ -67,13 +69,14 @@ function compilePropagation (options: unknown, where: string): Propagation {
 }
 
 function compileOrigins (origins: unknown, option: string): ReadonlySet<string> {
-  const fail = (): never => {
-    throw optionsError(`${option} must be an array of origins such as 'https://api.internal:8443'; found ${Array.isArray(origins) ? JSON.stringify(origins) : describe(origins)}.`)
+  // The value itself is not shown: only its type and place.
+  const fail = (found: string): never => {
+    throw optionsError(`${option} must be an array of origins such as 'https://api.internal:8443'; found ${found}.`)
   }
-  if (!Array.isArray(origins)) fail()
+  if (!Array.isArray(origins)) fail(describe(origins))
   const set = new Set<string>()
-  for (const origin of origins as unknown[]) {
-    if (typeof origin !== 'string' || !URL.canParse(origin)) fail()
+  for (const [index, origin] of (origins as unknown[]).entries()) {
+    if (typeof origin !== 'string' || !URL.canParse(origin)) fail(`${typeof origin === 'string' ? 'a string that is not a URL' : describe(origin)} at index ${index}`)
     set.add(new URL(origin as string).origin)
   }
   return set

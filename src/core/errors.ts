@@ -115,13 +115,24 @@ export function reservedKeyError (key: string | symbol, where: string): RequestL
     `${where}: the key ${shown} cannot be stored. ` +
     'Expected a string key other than "then", "toJSON", "__proto__", "constructor", "prototype" and "$requestLocals" ' +
     '(they would make the locals look like a promise, change how they serialise, reach Object.prototype, ' +
-    'or be taken for the request id a snapshot carries). ' +
+    `or be taken for the request id a snapshot carries); found ${shown}. ` +
     'Rename the key.'
   )
 }
 
 export function optionsError (message: string, cause?: unknown): RequestLocalsError {
   return new RequestLocalsError('ERR_REQUEST_LOCALS_OPTIONS', message, cause === undefined ? undefined : { cause })
+}
+
+/**
+ * INVALID_ARGUMENT for a factory registered uncalled (`app.use(expressRequestLocals)`)
+ * or called where it should be registered (`app.register(fastifyRequestLocals())`).
+ */
+export function uncalledFactoryError (found: string, fix: string): RequestLocalsError {
+  return new RequestLocalsError(
+    'ERR_REQUEST_LOCALS_INVALID_ARGUMENT',
+    `request-locals is set up wrongly: expected ${fix}; found ${found}, which would leave every request waiting for a response. Write ${fix} instead.`
+  )
 }
 
 export function invalidArgumentError (message: string): RequestLocalsError {
@@ -143,7 +154,7 @@ export function scopeEndedError (name: string): RequestLocalsError {
     'ERR_REQUEST_LOCALS_SCOPE_ENDED',
     `The request resource "${name}" was requested after its scope ended ` +
     '(the response was sent or the connection closed, or the runWithLocals function settled). ' +
-    'Expected get() while the request is in progress; a resource created now would outlive its request, ' +
+    'Expected get() while the request is in progress; found its scope over, and a resource created now would outlive its request, ' +
     'so none is created (one whose creation was still running has been disposed). ' +
     'Get resources before the response is sent, await work before ending the request, ' +
     'and give background work its own scope with runWithLocals(values, fn).'
