@@ -24,14 +24,21 @@ export function currentRuntime (): Runtime {
 
 /**
  * Runs `fn` with a context whose teardowns all run afterwards, in reverse
- * order, whether `fn` passed or threw: for runners whose own per-test
- * clean-up hooks differ (or are missing) between runtimes.
+ * order, whether `fn` passed, threw or hung: for runners whose own per-test
+ * clean-up hooks and timeouts differ (or are missing) between runtimes. A
+ * case still running after `timeoutMs` fails, so one event a runtime never
+ * emits costs one failed case, not a stuck run.
  */
-export async function withTeardowns (fn: (context: CaseContext) => Promise<void>): Promise<void> {
+export async function withTeardowns (fn: (context: CaseContext) => Promise<void>, timeoutMs = 60_000): Promise<void> {
   const teardowns: Array<() => unknown> = []
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timedOut = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`the case was still running after ${timeoutMs} ms`)), timeoutMs)
+  })
   try {
-    await fn({ teardown: (teardown) => { teardowns.push(teardown) } })
+    await Promise.race([fn({ teardown: (teardown) => { teardowns.push(teardown) } }), timedOut])
   } finally {
+    clearTimeout(timer)
     for (const teardown of teardowns.reverse()) await teardown()
   }
 }

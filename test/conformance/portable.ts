@@ -10,10 +10,11 @@ import { currentRuntime, withTeardowns } from './harness.js'
 // cases (conformance.test.ts); `node --test` runs this file too.
 const runtime = currentRuntime()
 const only = process.env.CONFORMANCE_TARGETS?.split(',')
+const timeoutMs = Number(process.env.CONFORMANCE_TIMEOUT_MS ?? 60_000)
 
 for (const target of targets) {
   if (target.runtimes[runtime] !== true) continue
   if (only !== undefined && !only.includes(target.name)) continue
   const adapter = await target.load()
-  conformance((name, fn) => { test(`${target.name}: ${name}`, () => withTeardowns(fn)) }, adapter)
+  conformance((name, fn) => { test(`${target.name}: ${name}`, () => withTeardowns(fn, timeoutMs)) }, adapter)
 }
