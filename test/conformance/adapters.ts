@@ -38,5 +38,11 @@ export const targets: Target[] = [
     name: 'node:http',
     runtimes: { node: true, bun: true, deno: true },
     load: async () => (await import('./targets/node-http.js')).nodeHttp
+  },
+  {
+    // @hono/node-server on Node; Bun.serve and Deno.serve on Bun and Deno.
+    name: 'hono',
+    runtimes: { node: true, bun: true, deno: true },
+    load: async () => (await import('./targets/hono.js')).hono
   }
 ]
