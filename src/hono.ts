@@ -2,6 +2,7 @@ import type { Context, HonoRequest, MiddlewareHandler, Next } from 'hono'
 import { compileRequestScopeOptions, type RequestScopeOptions } from './adapters/scope-options.js'
 import { attachIncoming, resolveRequestId } from './request-id.js'
 import { endScope, endingOf, outcomeSoFar, type ScopeOutcome } from './scope-end.js'
+import { requestIdOf } from './scope-state.js'
 import { sharedStorage, type Store } from './storage.js'
 import { endRequestResources, type RequestLocals } from './index.js'
 
@@ -98,10 +99,12 @@ export function honoRequestLocals (options: HonoRequestLocalsOptions = {}): Midd
     if (requestId !== undefined) {
       const incoming = resolveRequestId(requestId, rawHeadersOf(c.req.raw.headers), c.req)
       attachIncoming(store, incoming.id, incoming)
-      if (requestId.echoHeader !== undefined) c.header(requestId.echoHeader, incoming.id)
     }
     c.set('locals', store as RequestLocals)
-    return storage.run(store, runChainInScope, c, next, store)
+    await storage.run(store, runChainInScope, c, next, store)
+    // After the chain, so that it also reaches a Response the handler built
+    // itself (c.header copies one whose headers are immutable).
+    if (requestId?.echoHeader !== undefined) c.header(requestId.echoHeader, requestIdOf(store))
   }
 }
 
