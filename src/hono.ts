@@ -1,9 +1,9 @@
 import type { Context, HonoRequest, MiddlewareHandler, Next } from 'hono'
 import { compileRequestScopeOptions, type RequestScopeOptions } from './adapters/scope-options.js'
-import { attachIncoming, resolveRequestId } from './request-id.js'
-import { endScope, endingOf, outcomeSoFar, type ScopeOutcome } from './scope-end.js'
-import { requestIdOf } from './scope-state.js'
-import { sharedStorage, type Store } from './storage.js'
+import { attachIncoming, resolveRequestId } from './headers/request-id.js'
+import { endScope, endingOf, outcomeSoFar, type ScopeOutcome } from './lifecycle/scope-end.js'
+import { requestIdOf } from './core/scope-state.js'
+import { sharedStorage, type Store } from './core/storage.js'
 import { endRequestResources, type RequestLocals } from './index.js'
 
 // Hono runs on the Fetch API: a request comes in as a `Request`, the
@@ -173,5 +173,5 @@ function rawHeadersOf (headers: Headers): string[] {
   return raw
 }
 
-export type { RequestIdOptions, UpstreamOptions } from './request-id.js'
+export type { RequestIdOptions, UpstreamOptions } from './headers/request-id.js'
 export type { RequestScopeOptions } from './adapters/scope-options.js'
