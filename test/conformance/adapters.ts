@@ -17,6 +17,12 @@ export interface Target {
   load: () => Promise<Adapter>
 }
 
+/** The framework-free cases (core.ts): where they run. */
+export const core: Pick<Target, 'name' | 'runtimes'> = {
+  name: 'core',
+  runtimes: { node: true, bun: true, deno: true }
+}
+
 /** Every target the conformance suite runs against. */
 export const targets: Target[] = [
   {
