@@ -79,17 +79,18 @@ export function honoRequestLocals (options: HonoRequestLocalsOptions = {}): Midd
       await endResourcesNow(c, store)
       return
     }
-    const outcome = outcomeOf(c, store)
     const body = c.res.body
     // A scope with resources and a body to send ends once the body is sent:
-    // a streamed body may still be using them. Otherwise it ends now, and a
-    // resource asked for later (from a stream started by the handler) is
-    // refused rather than never released.
-    if (body !== null && endingOf(store) !== undefined && outcome.ok) {
-      c.res = new Response(endWhenSent(body, store), c.res)
+    // a streamed body may still be using them, and a client that went away
+    // meanwhile is known by then (Deno aborts the request's signal only after
+    // the body read failed). Otherwise it ends now, and a resource asked for
+    // later (from a stream started by the handler) is refused rather than
+    // never released.
+    if (body !== null && endingOf(store) !== undefined) {
+      c.res = new Response(endWhenSent(body, c, store), c.res)
       return
     }
-    void endScope(store, outcome)
+    void endScope(store, outcomeOf(c, store))
   }
 
   return async function openRequestScope (c, next) {
@@ -139,7 +140,7 @@ function failedResponse (status: number): Error {
 
 // The response's body, passed through chunk by chunk, ending the scope when
 // the server has read its last chunk or cancelled it.
-function endWhenSent (body: ReadableStream<Uint8Array>, store: Store): ReadableStream<Uint8Array> {
+function endWhenSent (body: ReadableStream<Uint8Array>, c: Context, store: Store): ReadableStream<Uint8Array> {
   const reader = body.getReader()
   return new ReadableStream<Uint8Array>({
     async pull (controller) {
@@ -153,7 +154,7 @@ function endWhenSent (body: ReadableStream<Uint8Array>, store: Store): ReadableS
       }
       if (chunk.done) {
         controller.close()
-        void endScope(store, outcomeSoFar(store))
+        void endScope(store, outcomeOf(c, store))
       } else {
         controller.enqueue(chunk.value)
       }

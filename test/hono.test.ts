@@ -90,14 +90,16 @@ t.test('resources are released once, in the scope, when the response is produced
   app.onError((_err, c) => c.text('handled', 500))
   const leaving = deferred()
   app.get('/slow', async (c) => { await resource.get(); await leaving.promise; return c.body(null, 204) })
-  await app.request('/', { headers: { 'x-user': 'a' } })
-  await app.request('/throws', { headers: { 'x-user': 'b' } })
-  await app.request('/503', { headers: { 'x-user': 'c' } })
+  // Each body read, as a server does.
+  await (await app.request('/', { headers: { 'x-user': 'a' } })).text()
+  await (await app.request('/throws', { headers: { 'x-user': 'b' } })).text()
+  await (await app.request('/503', { headers: { 'x-user': 'c' } })).text()
   const client = new AbortController()
   const slow = app.fetch(new Request('http://localhost/slow', { headers: { 'x-user': 'd' }, signal: client.signal }))
   client.abort()
   leaving.resolve()
-  await slow
+  await (await slow).text()
+  await until(() => disposed.length === 4)
   t.same(disposed, ['a:completed', 'b:failed', 'c:failed', 'd:aborted'])
 })
 

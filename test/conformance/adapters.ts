@@ -9,8 +9,10 @@ import type { Runtime } from './harness.js'
 
 /** One adapter, as the conformance suite runs it. */
 export interface Target {
-  /** The name cases and the behaviour table show. */
+  /** The name cases show. */
   name: string
+  /** What the behaviour table shows, when more than the name. */
+  label?: string
   /** For each runtime: true when the suite runs there, or why it does not. */
   runtimes: Record<Runtime, true | string>
   /** Imports the framework and returns the adapter. */
@@ -18,8 +20,9 @@ export interface Target {
 }
 
 /** The framework-free cases (core.ts): where they run. */
-export const core: Pick<Target, 'name' | 'runtimes'> = {
+export const core: Pick<Target, 'name' | 'label' | 'runtimes'> = {
   name: 'core',
+  label: 'core (runWithLocals, bindLocals, resources; no framework)',
   runtimes: { node: true, bun: true, deno: true }
 }
 
@@ -46,8 +49,8 @@ export const targets: Target[] = [
     load: async () => (await import('./targets/node-http.js')).nodeHttp
   },
   {
-    // @hono/node-server on Node; Bun.serve and Deno.serve on Bun and Deno.
     name: 'hono',
+    label: 'hono (@hono/node-server on Node; Bun.serve, Deno.serve)',
     runtimes: { node: true, bun: true, deno: true },
     load: async () => (await import('./targets/hono.js')).hono
   }

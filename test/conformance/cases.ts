@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
 import { AsyncLocalStorage } from 'node:async_hooks'
 import http, { type IncomingHttpHeaders } from 'node:http'
-import { hasLocals, requestLocal, runWithLocals } from '../../src/index.js'
+import { defineRequestResource, hasLocals, requestLocal, runWithLocals } from '../../src/index.js'
 import { Barrier, deferred, keepAliveAgent, send } from '../helpers/http.js'
 import { HOP_COUNT, readUserAcrossHops } from '../helpers/hops.js'
 import { currentUser, type Adapter, type AppSpec } from './app.js'
-import type { CaseContext, Test } from './harness.js'
+import { currentRuntime, type CaseContext, type Test } from './harness.js'
 import '../helpers/locals.js'
 
 // The cases every adapter must pass, over real keep-alive sockets. Each
@@ -177,6 +177,60 @@ export function conformance (test: Test, adapter: Adapter): void {
     await Promise.all(Array.from({ length: count }, (_, i) => send({ port, agent, headers: { 'x-user': `user-${i}` } })))
     await allClosed.promise
     assert.deepEqual([...closed].filter(([user, seen]) => user !== seen), [])
+  })
+
+  test('resources are released once per request, in its scope, completed, failed or aborted', async (t) => {
+    const completed = 20
+    const failed = 10
+    const aborted = 10
+    const total = completed + failed + aborted
+    const disposals: string[] = []
+    const allDisposed = deferred()
+    const resource = defineRequestResource({
+      name: 'conformance',
+      create: () => ({ owner: currentUser() }),
+      dispose: (value, outcome) => {
+        disposals.push(`${value.owner}/${currentUser()}:${outcome.status}`)
+        if (disposals.length === total) allDisposed.resolve()
+      }
+    })
+    const arrived = new Map(Array.from({ length: aborted }, (_, i) => [`aborted-${i}`, deferred()]))
+    // Deno's servers do not tell that a client went away while its body was
+    // being read (the read fails with BadResource; Deno.serve aborts the
+    // request's signal only after the response, and its `completed` promise
+    // resolves): such a request ends 'failed' there, rolled back all the same.
+    const abortedBodyStatus = currentRuntime() === 'deno' && (adapter.name === 'hono' || adapter.name === 'fastify') ? 'failed' : 'aborted'
+    const { port } = await start(t, adapter, {
+      enter: async (headers) => {
+        requestLocal.user = { id: userOf(headers) }
+        await Promise.all([resource.get(), resource.get()])
+        arrived.get(userOf(headers))?.resolve()
+      },
+      handle: async ({ headers }) => {
+        await randomDelay()
+        if (headers['x-mode'] === 'fail') throw new Error('handler failed')
+        return { end: currentUser() }
+      }
+    })
+    const agent = agentFor(t, 20)
+    const sent = [
+      ...Array.from({ length: completed }, (_, i) => send({ port, agent, headers: { 'x-user': `completed-${i}` } })),
+      ...Array.from({ length: failed }, (_, i) => send({ port, agent, headers: { 'x-user': `failed-${i}`, 'x-mode': 'fail' } }))
+    ]
+    for (let i = 0; i < aborted; i++) {
+      const client = http.request({ port, host: '127.0.0.1', method: 'POST', headers: { 'x-user': `aborted-${i}`, 'content-type': 'application/json', 'content-length': '100' } })
+      client.on('error', () => {})
+      client.write('{"half":')
+      void arrived.get(`aborted-${i}`)!.promise.then(() => client.destroy())
+    }
+    await Promise.all(sent)
+    await allDisposed.promise
+    const expected = [
+      ...Array.from({ length: completed }, (_, i) => `completed-${i}/completed-${i}:completed`),
+      ...Array.from({ length: failed }, (_, i) => `failed-${i}/failed-${i}:failed`),
+      ...Array.from({ length: aborted }, (_, i) => `aborted-${i}/aborted-${i}:${abortedBodyStatus}`)
+    ]
+    assert.deepEqual([...disposals].sort(), expected.sort(), 'one disposal per request, in its own scope, with its outcome')
   })
 
   test('code the adapter does not cover gets the strict outside-scope error', async (t) => {
