@@ -1,3 +1,4 @@
+import { checkOptionsObject } from '../core/options.js'
 import { describe, disposeFailedError, earlyDisposeFailedError, invalidArgumentError, noScopeCallError, scopeEndedError, unwatchedScopeError } from '../core/errors.js'
 import { endScope, endingOf, outcomeSoFar, scopeHasEnded, watchScopeEnd, type ScopeEnding, type ScopeOutcome } from './scope-end.js'
 import { requestOf } from '../core/scope-state.js'
@@ -200,10 +201,12 @@ async function disposeByProtocol (value: unknown): Promise<void> {
 
 function checkOptions (options: unknown): Definition {
   const where = 'defineRequestResource(options)'
-  if (typeof options !== 'object' || options === null) {
-    throw invalidArgumentError(`${where} expects an object { name, create, dispose }; found ${describe(options)}. Pass for example { name: 'db', create: () => pool.connect(), dispose: (client) => client.release() }.`)
-  }
-  const { name, create, dispose } = options as Partial<RequestResourceOptions<unknown>>
+  const { name, create, dispose } = checkOptionsObject<RequestResourceOptions<unknown>>(options, {
+    where,
+    known: ['name', 'create', 'dispose'],
+    example: "{ name: 'db', create: () => pool.connect(), dispose: (client) => client.release() }",
+    code: 'ERR_REQUEST_LOCALS_INVALID_ARGUMENT'
+  })
   if (typeof create !== 'function') {
     throw invalidArgumentError(`${where}: create must be a function that makes the resource; found ${describe(create)}. Pass for example create: () => pool.connect().`)
   }

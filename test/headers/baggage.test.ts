@@ -90,7 +90,7 @@ t.test('identity-bearing keys are refused unless opted in per key', async (t) =>
 t.test('baggage options are validated with messages that name the option', async (t) => {
   const cases: Array<[unknown, RegExp]> = [
     [null, /^opt must be a plain object; found null/],
-    [{ keys: ['tenant'], key: ['plan'] }, /^opt: unknown option `key`; did you mean `keys`\?/],
+    [{ keys: ['tenant'], key: ['plan'] }, /^opt: found the unknown option `key`; did you mean `keys`\?/],
     [{}, /^opt\.keys must be an array of local names .*found undefined/],
     [{ keys: 'tenant' }, /^opt\.keys must be an array .*found a string/],
     [{ keys: ['ten ant'] }, /^opt\.keys must be an array .*found \["ten ant"\]/],
