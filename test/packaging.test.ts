@@ -94,7 +94,7 @@ t.test('two installed copies of the package share one storage', async (t) => {
 
 t.test('the package exposes only its entry points', async (t) => {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
-  t.same(Object.keys(pkg.exports).sort(), ['.', './express', './fastify', './http', './opentelemetry', './package.json', './pino', './propagation', './testing'])
+  t.same(Object.keys(pkg.exports).sort(), ['.', './express', './fastify', './hono', './http', './opentelemetry', './package.json', './pino', './propagation', './testing'])
   t.equal(pkg.type, 'module')
   t.equal(pkg.engines.node, '>=20.19')
   t.equal(pkg.peerDependenciesMeta.fastify.optional, true)
@@ -103,6 +103,8 @@ t.test('the package exposes only its entry points', async (t) => {
   t.notOk(pkg.dependencies.pino, 'pino is not a hard dependency')
   t.equal(pkg.peerDependenciesMeta.express.optional, true)
   t.notOk(pkg.dependencies.express, 'express is not a hard dependency')
+  t.equal(pkg.peerDependenciesMeta.hono.optional, true)
+  t.notOk(pkg.dependencies.hono, 'hono is not a hard dependency')
   t.equal(pkg.peerDependenciesMeta['@opentelemetry/api'].optional, true)
   t.notOk(pkg.dependencies['@opentelemetry/api'], '@opentelemetry/api is not a hard dependency')
 })
@@ -127,6 +129,20 @@ t.test('only request-locals/opentelemetry needs @opentelemetry/api; every other 
   `, dir)
   t.same(JSON.parse(out), { api: 'absent', otel: 'ERR_MODULE_NOT_FOUND true', headers: ['x-request-id'], http: 'function', pino: 'function' })
   t.notMatch(readFileSync(join(root, 'dist', 'propagation.js'), 'utf8'), /@opentelemetry/, 'the propagation entry does not load OpenTelemetry')
+})
+
+t.test('the Hono entry loads where Hono is not installed: it imports Hono\'s types only', async (t) => {
+  const dir = installedOutsideRepository(t)
+  const out = await node('main.mjs', `
+    import { createRequire } from 'node:module'
+    import { honoRequestLocals } from 'request-locals/hono'
+    const require = createRequire(import.meta.url)
+    let hono = 'installed'
+    try { require.resolve('hono') } catch { hono = 'absent' }
+    console.log(JSON.stringify({ hono, middleware: typeof honoRequestLocals() }))
+  `, dir)
+  t.same(JSON.parse(out), { hono: 'absent', middleware: 'function' })
+  t.notMatch(readFileSync(join(root, 'dist', 'hono.js'), 'utf8'), /^import [^\n]*['"]hono['"]|require\(['"]hono['"]\)/m, 'no import of hono in dist/hono.js')
 })
 
 t.test('the Express and node:http entries load where Express is not installed', async (t) => {
