@@ -1,0 +1,90 @@
+import type { Context, Middleware, Next } from 'koa'
+import { describe, optionsError } from './errors.js'
+import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions } from './node-lifecycle.js'
+import { sharedStorage } from './storage.js'
+import { compileDefaults } from './store.js'
+import type { RequestLocals } from './index.js'
+
+// Koa runs on node:http: a Koa request is a node:http request and response
+// wrapped in a context, so the scope opens the way it does for Express
+// (node-lifecycle.ts), and the request's own events ('data' and 'end' that a
+// body parser reads, 'close' of an abort) run in the store too.
+//
+// The store is `ctx.state`. Koa documents ctx.state as the namespace for
+// passing values through middleware and to views, as res.locals is in
+// Express; two bags per request would drift apart. It also matters for the
+// one place Koa calls application code outside the request's async context:
+// Koa attaches its response and error handling (`respond`, `ctx.onerror`, the
+// app's 'error' event) to the promise of the middleware chain from outside
+// that chain, so an `app.on('error', (err, ctx) => …)` listener runs in the
+// context of the caller, not the request's; through ctx.state it still reads
+// this request's values.
+
+/**
+ * Options of the Koa middleware: the options every adapter takes, with
+ * `defaults` given the Koa context.
+ *
+ * @example
+ * app.use(koaRequestLocals({
+ *   defaults: (ctx) => ({ tenant: ctx.get('x-tenant') || 'public' })
+ * }))
+ */
+export interface KoaRequestLocalsOptions extends NodeScopeOptions {
+  /**
+   * The values each request starts with: a function called per request with
+   * the Koa context, or a plain-data object copied per request (never shared
+   * between requests).
+   */
+  defaults?: Partial<RequestLocals> | ((ctx: Context) => Partial<RequestLocals>)
+}
+
+/**
+ * The Koa middleware (Koa 2 and 3): opens one scope per request, so
+ * `requestLocal` works in every middleware mounted after it, in the body
+ * parsers and upload handlers reading the request (koa-body, @koa/multer,
+ * whichever order they are mounted in) and in the request's and response's
+ * event listeners. The store is `ctx.state`: views and middleware that use
+ * ctx.state and `requestLocal` see the same values. Mount it first. Koa is
+ * not loaded by this module.
+ *
+ * @example
+ * import Koa from 'koa'
+ * import { koaRequestLocals } from 'request-locals/koa'
+ * import { requestLocal } from 'request-locals'
+ *
+ * const app = new Koa()
+ * app.use(koaRequestLocals({ defaults: { tenant: 'public' } }))
+ * app.use(async (ctx, next) => { requestLocal.user = await auth(ctx.get('authorization')); await next() })
+ */
+export function koaRequestLocals (options: KoaRequestLocalsOptions = {}): Middleware {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw optionsError(`The koaRequestLocals options must be an object; found ${describe(options)}. Pass for example { defaults: { tenant: 'public' } }, or nothing.`)
+  }
+  const makeStore = compileDefaults<Context>(options.defaults, 'The koaRequestLocals option `defaults`')
+  const policy = compileNodeScopeOptions(options, 'The koaRequestLocals option')
+  const storage = sharedStorage()
+
+  return function openKoaRequestScope (ctx: Context, next: Next): Promise<unknown> {
+    // Mounted twice (an app and a mounted sub-app): the same request keeps
+    // the one store it was given first.
+    const opened = requestStore(ctx.req)
+    if (opened !== undefined) return storage.run(opened, next)
+    // A throwing `defaults` function rejects the middleware chain, so the
+    // error takes Koa's own error path, as a throw in any middleware does.
+    const store = makeStore(ctx)
+    // Values that middleware mounted earlier already put in ctx.state are
+    // kept, and win over defaults (they are this request's). Own keys only:
+    // an inherited key is not this request's.
+    const earlier = ctx.state as Record<string, unknown> | undefined
+    if (typeof earlier === 'object' && earlier !== null) {
+      for (const key of Object.keys(earlier)) store[key] = earlier[key]
+    }
+    ctx.state = store
+    openRequestScope(store, ctx.req, ctx.res, policy)
+    return storage.run(store, next)
+  }
+}
+
+export type { RequestIdOptions, RequestIdRejection } from './request-id.js'
+export type { InboundBaggageOptions } from './baggage.js'
+export type { DebugLogger } from './node-lifecycle.js'
