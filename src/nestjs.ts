@@ -86,10 +86,11 @@ class RequestScopeInstaller {
 
   constructor (private readonly options: RequestLocalsModuleOptions, private readonly makeStore: StoreFactory<IncomingMessage>, private readonly policy: NodeScopePolicy) {}
 
-  installOn (adapter: HttpServer | undefined): void {
-    // No platform: an application context (a worker, a CLI) or a testing
-    // module not yet made into an application; configure() comes back later.
-    if (adapter === undefined || this.installed) return
+  installOn (adapter: HttpServer | null | undefined): void {
+    // No platform: an application context (a worker, a CLI: null), or a
+    // testing module not yet made into an application (undefined), which
+    // calls configure() once it is one.
+    if (adapter === undefined || adapter === null || this.installed) return
     const platform = adapter.getType()
     if (platform === 'express') {
       adapter.use(expressRequestLocals(this.options))
