@@ -11,6 +11,9 @@ export { setLocalsDebug } from './debug.js'
 export type { LocalsSnapshot, LocalsValues, SnapshotIdentity, SnapshotOptions } from './snapshot.js'
 export type { RequestResource, RequestResourceOptions } from './resources.js'
 export type { ScopeOutcome, ScopeStatus } from './scope-end.js'
+export type { RequestScopeOptions } from './adapters/scope-options.js'
+export type { RequestIdOptions, UpstreamOptions } from './request-id.js'
+export type { InboundBaggageOptions } from './baggage.js'
 
 /**
  * The values of one request scope. Empty here: applications declare their

@@ -1,212 +1,42 @@
-import type { AsyncLocalStorage } from 'node:async_hooks'
-import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
-import Fastify, { type FastifyRequest } from 'fastify'
-import express5 from 'express'
-import express4 from 'express4'
-import type { NextFunction, Request, Response } from 'express'
-import fastifyRequestLocals from '../../src/fastify.js'
-import { expressRequestLocals } from '../../src/express.js'
-import { withRequestLocals } from '../../src/http.js'
-import { tryGetLocals } from '../../src/index.js'
-import { portOf } from '../helpers/http.js'
-import '../helpers/locals.js'
+import type { Adapter } from './app.js'
+import type { Runtime } from './harness.js'
 
-// Every adapter serves the same small application, described by an AppSpec,
-// in its framework's own idiom: the conformance cases only ever see the spec
-// and the HTTP traffic, so one case checks all four adapters.
+// Every target of the conformance suite, and where each runs. A target's
+// framework is imported only when the target runs, so a runtime that cannot
+// load a framework never imports it. `true` means the suite runs the target
+// on that runtime; a string is the reason it does not, and is what the
+// behaviour table in docs/runtimes.md shows.
 
-/** What the handler is given. */
-export interface RequestInfo {
-  headers: IncomingHttpHeaders
-  /** The JSON body, parsed by the adapter's idiomatic body parser, or null. */
-  body: unknown
-  /** The user id the body parser saw when the body's last chunk arrived ('none' outside a scope). */
-  parsedIn: string
-}
-
-/** The application every adapter serves. */
-export interface AppSpec {
-  /** Passed through as the adapter's `defaults` option. */
-  defaults?: object | ((request: { headers: IncomingHttpHeaders }) => object)
-  /** Runs in scope before the body is read, like authentication middleware. */
-  enter?: (headers: IncomingHttpHeaders) => void | Promise<void>
-  /** The route at `/`: may throw synchronously or return a promise that rejects. */
-  handle: (request: RequestInfo) => unknown
-  /** The framework's error path: its result is sent with status 500. */
-  onError?: (err: unknown) => unknown
-  /** The response closed; `finished` is false when the client went away first. */
-  onClose?: (headers: IncomingHttpHeaders, finished: boolean) => void
-  /** Served at `/outside` by a route the adapter does not cover. */
-  outside?: () => unknown
-  /** Another library's context, opened for each request before the adapter. */
-  trace?: AsyncLocalStorage<string>
-}
-
-export interface Adapter {
+/** One adapter, as the conformance suite runs it. */
+export interface Target {
+  /** The name cases and the behaviour table show. */
   name: string
-  /** Starts the spec's app on 127.0.0.1, port 0; resolves with a closer. */
-  start: (spec: AppSpec) => Promise<{ port: number, close: () => Promise<void> }>
+  /** For each runtime: true when the suite runs there, or why it does not. */
+  runtimes: Record<Runtime, true | string>
+  /** Imports the framework and returns the adapter. */
+  load: () => Promise<Adapter>
 }
 
-/** The current user's id, or 'none' outside a scope: what the cases compare. */
-export function currentUser (): string {
-  return tryGetLocals()?.user?.id ?? 'none'
-}
-
-const traceOf = (headers: IncomingHttpHeaders): string => `trace-${String(headers['x-user'])}`
-
-function errorBody (spec: AppSpec, err: unknown): unknown {
-  return spec.onError === undefined ? { message: (err as Error).message } : spec.onError(err)
-}
-
-function listen (server: http.Server): Promise<{ port: number, close: () => Promise<void> }> {
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => resolve({
-      port: portOf(server),
-      close: () => new Promise<void>((resolve) => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      })
-    }))
-  })
-}
-
-// The parse point of the plain adapters: a reader of the request stream's own
-// events, as every body parser is underneath.
-function recordParsedIn (req: IncomingMessage & { parsedIn?: string }): void {
-  req.on('end', function recordScopeAtEnd () { req.parsedIn = currentUser() })
-}
-
-function watchClose (spec: AppSpec, req: IncomingMessage, res: ServerResponse): void {
-  if (spec.onClose === undefined) return
-  const onClose = spec.onClose
-  res.on('close', () => onClose(req.headers, res.writableFinished))
-}
-
-const fastify: Adapter = {
-  name: 'fastify',
-  async start (spec) {
-    const app = Fastify()
-    if (spec.trace !== undefined) {
-      const trace = spec.trace
-      app.addHook('onRequest', (request, _reply, done) => { trace.run(traceOf(request.headers), done) })
-    }
-    // Registered before the plugin, so it runs outside the scope.
-    app.addHook('onRequest', async (request, reply) => {
-      if (request.url === '/outside') return reply.send(spec.outside?.())
-    })
-    // scopeRawEvents: the raw request's events (a parser's chunks, a client's
-    // disconnect) run in the scope, as they do in the node:http adapters.
-    await app.register(fastifyRequestLocals, { defaults: spec.defaults as never, scopeRawEvents: true })
-    app.addHook('onRequest', async (request, reply) => {
-      watchClose(spec, request.raw, reply.raw)
-      await spec.enter?.(request.headers)
-    })
-    app.addContentTypeParser('application/json', { parseAs: 'string' }, (request: FastifyRequest & { parsedIn?: string }, body, done) => {
-      request.parsedIn = currentUser()
-      try {
-        done(null, JSON.parse(body as string))
-      } catch (err) {
-        done(err as Error)
-      }
-    })
-    app.setErrorHandler(async (err, _request, reply) => reply.code(500).send(errorBody(spec, err)))
-    const route = async (request: FastifyRequest & { parsedIn?: string }) =>
-      spec.handle({ headers: request.headers, body: request.body ?? null, parsedIn: request.parsedIn ?? 'unparsed' })
-    app.get('/', route)
-    app.post('/', route)
-    await app.listen({ port: 0, host: '127.0.0.1' })
-    return { port: portOf(app.server), close: () => app.close() }
+/** Every target the conformance suite runs against. */
+export const targets: Target[] = [
+  {
+    name: 'fastify',
+    runtimes: { node: true, bun: true, deno: true },
+    load: async () => (await import('./targets/fastify.js')).fastify
+  },
+  {
+    name: 'express 5',
+    runtimes: { node: true, bun: true, deno: true },
+    load: async () => (await import('./targets/express.js')).express5Adapter
+  },
+  {
+    name: 'express 4',
+    runtimes: { node: true, bun: true, deno: true },
+    load: async () => (await import('./targets/express.js')).express4Adapter
+  },
+  {
+    name: 'node:http',
+    runtimes: { node: true, bun: true, deno: true },
+    load: async () => (await import('./targets/node-http.js')).nodeHttp
   }
-}
-
-function expressAdapter (name: string, express: typeof express5): Adapter {
-  return {
-    name,
-    async start (spec) {
-      const app = express()
-      if (spec.trace !== undefined) {
-        const trace = spec.trace
-        app.use((req, _res, next) => { trace.run(traceOf(req.headers), next) })
-      }
-      // Mounted before the middleware, so it runs outside the scope.
-      app.get('/outside', (_req, res) => { res.json(spec.outside?.()) })
-      app.use(expressRequestLocals({ defaults: spec.defaults as never }))
-      app.use((req: Request, res: Response, next: NextFunction) => {
-        watchClose(spec, req, res)
-        recordParsedIn(req)
-        Promise.resolve(spec.enter?.(req.headers)).then(() => next(), next)
-      })
-      app.use(express.json())
-      app.all('/', (req: Request & { parsedIn?: string }, res: Response, next: NextFunction) => {
-        // Called synchronously, so a throw takes Express's own catch path.
-        const result = spec.handle({ headers: req.headers, body: req.body ?? null, parsedIn: req.parsedIn ?? 'unparsed' })
-        Promise.resolve(result).then((value) => { res.json(value) }, next)
-      })
-      app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-        res.status(500).json(errorBody(spec, err))
-      })
-      return listen(http.createServer(app))
-    }
-  }
-}
-
-function sendJson (res: ServerResponse, status: number, value: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' })
-  res.end(JSON.stringify(value))
-}
-
-// A plain reader of the request stream: the events, not an async iterator,
-// because the events are where Node leaves the request's context.
-function readJson (req: IncomingMessage): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    let text = ''
-    req.setEncoding('utf8')
-    req.on('data', (chunk: string) => { text += chunk })
-    req.on('end', () => {
-      try {
-        resolve(text === '' ? null : JSON.parse(text))
-      } catch (err) {
-        reject(err)
-      }
-    })
-    req.on('error', reject)
-  })
-}
-
-const nodeHttp: Adapter = {
-  name: 'node:http',
-  async start (spec) {
-    const scoped = withRequestLocals(async (req: IncomingMessage & { parsedIn?: string }, res: ServerResponse) => {
-      watchClose(spec, req, res)
-      recordParsedIn(req)
-      try {
-        await spec.enter?.(req.headers)
-        const body = await readJson(req)
-        sendJson(res, 200, await spec.handle({ headers: req.headers, body, parsedIn: req.parsedIn ?? 'unparsed' }))
-      } catch (err) {
-        sendJson(res, 500, errorBody(spec, err))
-      }
-    }, { defaults: spec.defaults as never })
-    const server = http.createServer((req, res) => {
-      if (req.url === '/outside') {
-        sendJson(res, 200, spec.outside?.())
-        return
-      }
-      if (spec.trace === undefined) {
-        void scoped(req, res)
-        return
-      }
-      void spec.trace.run(traceOf(req.headers), scoped, req, res)
-    })
-    return listen(server)
-  }
-}
-
-/** Every adapter the conformance suite runs against. */
-export const adapters: Record<string, Adapter> = {
-  fastify,
-  express5: expressAdapter('express 5', express5),
-  express4: expressAdapter('express 4', express4 as unknown as typeof express5),
-  nodeHttp
-}
+]

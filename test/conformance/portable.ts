@@ -1,0 +1,20 @@
+import { test } from 'node:test'
+import { targets } from './adapters.js'
+import { conformance } from './cases.js'
+import { currentRuntime, withTeardowns } from './harness.js'
+
+// The conformance suite for runtimes tap does not run on: `bun test` and
+// `deno test` both run node:test's `test`, and run a file's tests one after
+// another, as the cases need (each holds hundreds of sockets). Only the
+// targets that declare this runtime are loaded. On Node, tap runs the same
+// cases (conformance.test.ts); `node --test` runs this file too.
+const runtime = currentRuntime()
+const only = process.env.CONFORMANCE_TARGETS?.split(',')
+const timeoutMs = Number(process.env.CONFORMANCE_TIMEOUT_MS ?? 60_000)
+
+for (const target of targets) {
+  if (target.runtimes[runtime] !== true) continue
+  if (only !== undefined && !only.includes(target.name)) continue
+  const adapter = await target.load()
+  conformance((name, fn) => { test(`${target.name}: ${name}`, () => withTeardowns(fn, timeoutMs)) }, adapter)
+}
