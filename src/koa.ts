@@ -1,9 +1,7 @@
 import type { Context, Middleware, Next } from 'koa'
-import { describe, optionsError } from './errors.js'
 import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions } from './node-lifecycle.js'
 import { sharedStorage } from './storage.js'
-import { compileDefaults } from './store.js'
-import type { RequestLocals } from './index.js'
+import { copyOwnValues } from './store.js'
 
 // Koa runs on node:http: a Koa request is a node:http request and response
 // wrapped in a context, so the scope opens the way it does for Express
@@ -21,22 +19,17 @@ import type { RequestLocals } from './index.js'
 // this request's values.
 
 /**
- * Options of the Koa middleware: the options every adapter takes, with
- * `defaults` given the Koa context.
+ * Options of the Koa middleware: the options every adapter takes
+ * ({@link RequestScopeOptions}), with `defaults` and `requestId.generate`
+ * given the Koa context, and a `logger` for replaced request ids.
  *
  * @example
  * app.use(koaRequestLocals({
- *   defaults: (ctx) => ({ tenant: ctx.get('x-tenant') || 'public' })
+ *   defaults: (ctx) => ({ tenant: ctx.get('x-tenant') || 'public' }),
+ *   requestId: { echoHeader: true }
  * }))
  */
-export interface KoaRequestLocalsOptions extends NodeScopeOptions {
-  /**
-   * The values each request starts with: a function called per request with
-   * the Koa context, or a plain-data object copied per request (never shared
-   * between requests).
-   */
-  defaults?: Partial<RequestLocals> | ((ctx: Context) => Partial<RequestLocals>)
-}
+export interface KoaRequestLocalsOptions extends NodeScopeOptions<Context> {}
 
 /**
  * The Koa middleware (Koa 2 and 3): opens one scope per request, so
@@ -57,11 +50,8 @@ export interface KoaRequestLocalsOptions extends NodeScopeOptions {
  * app.use(async (ctx, next) => { requestLocal.user = await auth(ctx.get('authorization')); await next() })
  */
 export function koaRequestLocals (options: KoaRequestLocalsOptions = {}): Middleware {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw optionsError(`The koaRequestLocals options must be an object; found ${describe(options)}. Pass for example { defaults: { tenant: 'public' } }, or nothing.`)
-  }
-  const makeStore = compileDefaults<Context>(options.defaults, 'The koaRequestLocals option `defaults`')
-  const policy = compileNodeScopeOptions(options, 'The koaRequestLocals option')
+  const policy = compileNodeScopeOptions<Context>(options, 'koaRequestLocals(options)')
+  const { makeStore } = policy
   const storage = sharedStorage()
 
   return function openKoaRequestScope (ctx: Context, next: Next): Promise<unknown> {
@@ -75,16 +65,15 @@ export function koaRequestLocals (options: KoaRequestLocalsOptions = {}): Middle
     // Values that middleware mounted earlier already put in ctx.state are
     // kept, and win over defaults (they are this request's). Own keys only:
     // an inherited key is not this request's.
-    const earlier = ctx.state as Record<string, unknown> | undefined
-    if (typeof earlier === 'object' && earlier !== null) {
-      for (const key of Object.keys(earlier)) store[key] = earlier[key]
-    }
+    const earlier = ctx.state as object | undefined
+    if (typeof earlier === 'object' && earlier !== null) copyOwnValues(store, earlier)
     ctx.state = store
     openRequestScope(store, ctx.req, ctx.res, policy)
     return storage.run(store, next)
   }
 }
 
-export type { RequestIdOptions, RequestIdRejection } from './request-id.js'
+export type { RequestIdOptions, RequestIdRejection, UpstreamOptions } from './request-id.js'
+export type { RequestScopeOptions } from './adapters/scope-options.js'
 export type { InboundBaggageOptions } from './baggage.js'
 export type { DebugLogger } from './node-lifecycle.js'

@@ -5,8 +5,6 @@ import { describe, invalidArgumentError, optionsError } from './errors.js'
 import { expressRequestLocals } from './express.js'
 import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions, type NodeScopePolicy } from './node-lifecycle.js'
 import { sharedStorage, type Store } from './storage.js'
-import { compileDefaults, type StoreFactory } from './store.js'
-import type { RequestLocals } from './index.js'
 
 // Nest runs on an HTTP platform (Express or Fastify) and calls guards,
 // interceptors, pipes, the handler and exception filters from inside that
@@ -32,24 +30,19 @@ import type { RequestLocals } from './index.js'
 // experimentalDecorators; Inject() is applied by hand below.
 
 /**
- * Options of {@link RequestLocalsModule}: the options every adapter takes,
- * with `defaults` given the Node.js request (Express's `req`, or Fastify's
- * `request.raw`).
+ * Options of {@link RequestLocalsModule}: the options every adapter takes
+ * ({@link RequestScopeOptions}), with `defaults` and `requestId.generate`
+ * given the Node.js request (Express's `req`, or Fastify's `request.raw`),
+ * and a `logger` for replaced request ids.
  *
  * @example
  * RequestLocalsModule.forRoot({
  *   defaults: (req) => ({ tenant: String(req.headers['x-tenant'] ?? 'public') }),
- *   requestId: { echoHeader: 'x-request-id' }
+ *   requestId: { echoHeader: true },
+ *   upstream: { trust: process.env.BEHIND_GATEWAY === '1' }
  * })
  */
-export interface RequestLocalsModuleOptions extends NodeScopeOptions {
-  /**
-   * The values each request starts with: a function called per request with
-   * the Node.js request, or a plain-data object copied per request (never
-   * shared between requests).
-   */
-  defaults?: Partial<RequestLocals> | ((req: IncomingMessage) => Partial<RequestLocals>)
-}
+export interface RequestLocalsModuleOptions extends NodeScopeOptions<IncomingMessage> {}
 
 /**
  * Options of {@link RequestLocalsModule.forRootAsync}: the options are made
@@ -84,7 +77,7 @@ interface FastifyLike {
 class RequestScopeInstaller {
   private installed = false
 
-  constructor (private readonly options: RequestLocalsModuleOptions, private readonly makeStore: StoreFactory<IncomingMessage>, private readonly policy: NodeScopePolicy) {}
+  constructor (private readonly options: RequestLocalsModuleOptions, private readonly policy: NodeScopePolicy<IncomingMessage>) {}
 
   installOn (adapter: HttpServer | null | undefined): void {
     // No platform: an application context (a worker, a CLI: null), or a
@@ -95,7 +88,7 @@ class RequestScopeInstaller {
     if (platform === 'express') {
       adapter.use(expressRequestLocals(this.options))
     } else if (platform === 'fastify') {
-      const open = openNodeScope(this.makeStore, this.policy)
+      const open = openNodeScope(this.policy)
       const fastify = adapter.getInstance() as FastifyLike
       if (typeof fastify.use === 'function') {
         adapter.use(open)
@@ -116,7 +109,8 @@ class RequestScopeInstaller {
   }
 }
 
-function openNodeScope (makeStore: StoreFactory<IncomingMessage>, policy: NodeScopePolicy): NodeMiddleware {
+function openNodeScope (policy: NodeScopePolicy<IncomingMessage>): NodeMiddleware {
+  const { makeStore } = policy
   const storage = sharedStorage()
   return function openNestRequestScope (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
     // Also mounted by hand, or Nest middleware calling into it again: the
@@ -138,15 +132,8 @@ function openNodeScope (makeStore: StoreFactory<IncomingMessage>, policy: NodeSc
   }
 }
 
-const where = 'RequestLocalsModule.forRoot(options)'
-
-function compileInstaller (options: RequestLocalsModuleOptions | undefined, where: string): RequestScopeInstaller {
-  const given = options ?? {}
-  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
-    throw optionsError(`${where} must be an object; found ${describe(given)}. Pass for example { defaults: { tenant: 'public' } }, or nothing.`)
-  }
-  const makeStore = compileDefaults<IncomingMessage>(given.defaults, `${where} \`defaults\``)
-  return new RequestScopeInstaller(given, makeStore, compileNodeScopeOptions(given, where))
+function compileInstaller (options: RequestLocalsModuleOptions, where: string): RequestScopeInstaller {
+  return new RequestScopeInstaller(options, compileNodeScopeOptions<IncomingMessage>(options, where))
 }
 
 const kInstaller = Symbol('request-locals.nestjs.installer')
@@ -190,8 +177,8 @@ export class RequestLocalsModule implements NestModule {
    * @Module({ imports: [RequestLocalsModule.forRoot({ requestId: { echoHeader: true } })] })
    * export class AppModule {}
    */
-  static forRoot (options?: RequestLocalsModuleOptions): DynamicModule {
-    const installer = compileInstaller(options, where)
+  static forRoot (options: RequestLocalsModuleOptions = {}): DynamicModule {
+    const installer = compileInstaller(options, 'RequestLocalsModule.forRoot(options)')
     return {
       module: RequestLocalsModule,
       providers: [{
@@ -231,7 +218,7 @@ export class RequestLocalsModule implements NestModule {
         {
           provide: kInstaller,
           useFactory: function installRequestScope (made: RequestLocalsModuleOptions, host: HttpAdapterHost): RequestScopeInstaller {
-            const installer = compileInstaller(made, 'The options returned by the useFactory of RequestLocalsModule.forRootAsync(options)')
+            const installer = compileInstaller(made, 'RequestLocalsModule.forRootAsync(options).useFactory()')
             installer.installOn(host.httpAdapter)
             return installer
           },
@@ -246,6 +233,7 @@ export class RequestLocalsModule implements NestModule {
 Inject(HttpAdapterHost)(RequestLocalsModule, undefined, 0)
 Inject(kInstaller)(RequestLocalsModule, undefined, 1)
 
-export type { RequestIdOptions, RequestIdRejection } from './request-id.js'
+export type { RequestIdOptions, RequestIdRejection, UpstreamOptions } from './request-id.js'
+export type { RequestScopeOptions } from './adapters/scope-options.js'
 export type { InboundBaggageOptions } from './baggage.js'
 export type { DebugLogger } from './node-lifecycle.js'
