@@ -38,5 +38,25 @@ export const targets: Target[] = [
     name: 'node:http',
     runtimes: { node: true, bun: true, deno: true },
     load: async () => (await import('./targets/node-http.js')).nodeHttp
+  },
+  {
+    name: 'koa 3',
+    runtimes: { node: true, bun: true, deno: true },
+    load: async () => (await import('./targets/koa.js')).koa3
+  },
+  {
+    name: 'koa 2',
+    runtimes: { node: true, bun: true, deno: true },
+    load: async () => (await import('./targets/koa.js')).koa2
+  },
+  {
+    name: 'nestjs (express)',
+    runtimes: { node: true, bun: true, deno: true },
+    load: async () => (await import('./targets/nestjs.js')).nestExpress
+  },
+  {
+    name: 'nestjs (fastify)',
+    runtimes: { node: true, bun: true, deno: true },
+    load: async () => (await import('./targets/nestjs.js')).nestFastify
   }
 ]
