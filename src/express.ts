@@ -1,8 +1,8 @@
 import type { NextFunction, Request, Response } from 'express'
-import { uncalledFactoryError } from './errors.js'
-import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions } from './node-lifecycle.js'
-import { sharedStorage, type Store } from './storage.js'
-import { copyOwnValues } from './store.js'
+import { uncalledFactoryError } from './core/errors.js'
+import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions } from './node/request-scope.js'
+import { sharedStorage, type Store } from './core/storage.js'
+import { copyOwnValues } from './core/store.js'
 
 /**
  * Options of the Express middleware: the options every adapter takes
@@ -93,7 +93,7 @@ function isRequestLike (value: unknown): boolean {
   return typeof value === 'object' && value !== null && Array.isArray((value as { rawHeaders?: unknown }).rawHeaders)
 }
 
-export type { RequestIdOptions, RequestIdRejection, UpstreamOptions } from './request-id.js'
+export type { RequestIdOptions, RequestIdRejection, UpstreamOptions } from './headers/request-id.js'
 export type { RequestScopeOptions } from './adapters/scope-options.js'
-export type { InboundBaggageOptions } from './baggage.js'
-export type { DebugLogger } from './node-lifecycle.js'
+export type { InboundBaggageOptions } from './headers/baggage.js'
+export type { DebugLogger } from './node/request-scope.js'

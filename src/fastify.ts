@@ -1,16 +1,18 @@
 import fp from 'fastify-plugin'
 import type { IncomingMessage } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { optionsError, uncalledFactoryError } from './errors.js'
+import { optionsError, uncalledFactoryError } from './core/errors.js'
 import { booleanOption } from './core/options.js'
 import { compileRequestScopeOptions, type RequestScopeOptions, type RequestScopePolicy } from './adapters/scope-options.js'
-import { sharedStorage, type Store } from './storage.js'
-import { recordScopeError } from './scope-end.js'
-import { attachRequest, attachResponse } from './scope-state.js'
-import { attachIncoming, logReplacedRequestId, resolveRequestId, type IncomingRequestId, type RequestIdPolicy } from './request-id.js'
-import { scopeRequestEvents } from './node-lifecycle.js'
-import { scopeWebsocketConnections } from './fastify-websocket.js'
-import type { RequestLocals } from './index.js'
+import { sharedStorage, type Store } from './core/storage.js'
+import { endingOf, outcomeBeforeResponse, recordScopeError } from './lifecycle/scope-end.js'
+import { endResourcesNow } from './lifecycle/resources.js'
+import { attachRequest, attachResponse } from './core/scope-state.js'
+import { attachIncoming, logReplacedRequestId, resolveRequestId, type IncomingRequestId, type RequestIdPolicy } from './headers/request-id.js'
+import { scopeRequestEvents } from './node/request-scope.js'
+import { scopeWebsocketConnections } from './node/websocket.js'
+import type { RequestLocals } from './core/request-locals.js'
+import { kIncomingRequestId } from './core/symbols.js'
 
 /**
  * Options of the Fastify plugin: the options every adapter takes
@@ -36,13 +38,12 @@ export interface FastifyRequestLocalsOptions extends RequestScopeOptions<Fastify
   scopeRawEvents?: boolean
 }
 
-export type { RequestIdOptions, RequestIdRejection, UpstreamOptions } from './request-id.js'
+export type { RequestIdOptions, RequestIdRejection, UpstreamOptions } from './headers/request-id.js'
 export type { RequestScopeOptions } from './adapters/scope-options.js'
-export type { InboundBaggageOptions } from './baggage.js'
+export type { InboundBaggageOptions } from './headers/baggage.js'
 
 // The id decision is made in Fastify's genReqId, before the request (and its
 // logger) exists; the onRequest hook picks the rest of it up from here.
-const kIncomingRequestId = Symbol('request-locals.incoming-request-id')
 type RawWithIncoming = IncomingMessage & { [kIncomingRequestId]?: IncomingRequestId }
 
 declare module 'fastify' {
@@ -157,6 +158,19 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
     if (request.locals !== null) recordScopeError(request.locals as Store, error)
     next()
   })
+  // The hook Fastify apps otherwise write by hand: resources end before the
+  // payload is written, and a failure to end them goes to the error handler
+  // (a 500). Only with the option, so other apps run no extra hook.
+  if (policy.endResourcesBeforeResponse) {
+    fastify.addHook('onSend', function endResourcesBeforeSending (request: FastifyRequest, reply: FastifyReply, payload: unknown, next: (err: Error | null, payload?: unknown) => void) {
+      const store = request.locals as Store | null
+      if (store === null || endingOf(store) === undefined) {
+        next(null, payload)
+        return
+      }
+      endResourcesNow(store, outcomeBeforeResponse(store, reply.statusCode)).then(() => { next(null, payload) }, next)
+    })
+  }
   scopeWebsocketConnections(fastify, storage)
   done()
 }

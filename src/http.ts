@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { describe, invalidArgumentError, uncalledFactoryError } from './errors.js'
-import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions } from './node-lifecycle.js'
-import { sharedStorage } from './storage.js'
+import { describe, invalidArgumentError, uncalledFactoryError } from './core/errors.js'
+import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions } from './node/request-scope.js'
+import { sharedStorage } from './core/storage.js'
 
 /**
  * Options of {@link withRequestLocals}: the options every adapter takes
@@ -61,7 +61,7 @@ function isRequestLike (value: unknown): boolean {
   return typeof value === 'object' && value !== null && Array.isArray((value as { rawHeaders?: unknown }).rawHeaders)
 }
 
-export type { RequestIdOptions, RequestIdRejection, UpstreamOptions } from './request-id.js'
+export type { RequestIdOptions, RequestIdRejection, UpstreamOptions } from './headers/request-id.js'
 export type { RequestScopeOptions } from './adapters/scope-options.js'
-export type { InboundBaggageOptions } from './baggage.js'
-export type { DebugLogger } from './node-lifecycle.js'
+export type { InboundBaggageOptions } from './headers/baggage.js'
+export type { DebugLogger } from './node/request-scope.js'

@@ -1,7 +1,9 @@
+import type { IncomingMessage } from 'node:http'
 import type { Context, Middleware, Next } from 'koa'
-import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions } from './node-lifecycle.js'
-import { sharedStorage } from './storage.js'
-import { copyOwnValues } from './store.js'
+import type { RequestIdOptions } from './headers/request-id.js'
+import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions } from './node/request-scope.js'
+import { sharedStorage } from './core/storage.js'
+import { copyOwnValues } from './core/store.js'
 
 // Koa runs on node:http: a Koa request is a node:http request and response
 // wrapped in a context, so the scope opens the way it does for Express
@@ -20,8 +22,10 @@ import { copyOwnValues } from './store.js'
 
 /**
  * Options of the Koa middleware: the options every adapter takes
- * ({@link RequestScopeOptions}), with `defaults` and `requestId.generate`
- * given the Koa context, and a `logger` for replaced request ids.
+ * ({@link RequestScopeOptions}), with `defaults` given the Koa context,
+ * `requestId.generate` the Node.js request (`ctx.req`: the id is decided
+ * where the scope opens, as in the other node:http adapters), and a `logger`
+ * for replaced request ids.
  *
  * @example
  * app.use(koaRequestLocals({
@@ -29,7 +33,10 @@ import { copyOwnValues } from './store.js'
  *   requestId: { echoHeader: true }
  * }))
  */
-export interface KoaRequestLocalsOptions extends NodeScopeOptions<Context> {}
+export interface KoaRequestLocalsOptions extends Omit<NodeScopeOptions<Context>, 'requestId'> {
+  /** How a request's own id is made and echoed; `generate` is given `ctx.req`. */
+  requestId?: RequestIdOptions<IncomingMessage>
+}
 
 /**
  * The Koa middleware (Koa 2 and 3): opens one scope per request, so
@@ -73,7 +80,7 @@ export function koaRequestLocals (options: KoaRequestLocalsOptions = {}): Middle
   }
 }
 
-export type { RequestIdOptions, RequestIdRejection, UpstreamOptions } from './request-id.js'
+export type { RequestIdOptions, RequestIdRejection, UpstreamOptions } from './headers/request-id.js'
 export type { RequestScopeOptions } from './adapters/scope-options.js'
-export type { InboundBaggageOptions } from './baggage.js'
-export type { DebugLogger } from './node-lifecycle.js'
+export type { InboundBaggageOptions } from './headers/baggage.js'
+export type { DebugLogger } from './node/request-scope.js'

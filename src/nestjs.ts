@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Inject, type DynamicModule, type HttpServer, type InjectionToken, type ModuleMetadata, type NestModule, type OptionalFactoryDependency } from '@nestjs/common'
 import { HttpAdapterHost } from '@nestjs/core'
-import { describe, invalidArgumentError, optionsError } from './errors.js'
+import { describe, invalidArgumentError, optionsError } from './core/errors.js'
 import { expressRequestLocals } from './express.js'
-import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions, type NodeScopePolicy } from './node-lifecycle.js'
-import { sharedStorage, type Store } from './storage.js'
+import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions, type NodeScopePolicy } from './node/request-scope.js'
+import { sharedStorage, type Store } from './core/storage.js'
 
 // Nest runs on an HTTP platform (Express or Fastify) and calls guards,
 // interceptors, pipes, the handler and exception filters from inside that
@@ -233,7 +233,7 @@ export class RequestLocalsModule implements NestModule {
 Inject(HttpAdapterHost)(RequestLocalsModule, undefined, 0)
 Inject(kInstaller)(RequestLocalsModule, undefined, 1)
 
-export type { RequestIdOptions, RequestIdRejection, UpstreamOptions } from './request-id.js'
+export type { RequestIdOptions, RequestIdRejection, UpstreamOptions } from './headers/request-id.js'
 export type { RequestScopeOptions } from './adapters/scope-options.js'
-export type { InboundBaggageOptions } from './baggage.js'
-export type { DebugLogger } from './node-lifecycle.js'
+export type { InboundBaggageOptions } from './headers/baggage.js'
+export type { DebugLogger } from './node/request-scope.js'

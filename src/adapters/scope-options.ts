@@ -1,7 +1,7 @@
 import { booleanOption, checkOptionsObject } from '../core/options.js'
-import { compileRequestIdPolicy, type RequestIdOptions, type RequestIdPolicy, type UpstreamOptions } from '../request-id.js'
-import { compileDefaults, type StoreFactory } from '../store.js'
-import type { RequestLocals } from '../index.js'
+import { compileRequestIdPolicy, type RequestIdOptions, type RequestIdPolicy, type UpstreamOptions } from '../headers/request-id.js'
+import { compileDefaults, type StoreFactory } from '../core/store.js'
+import type { RequestLocals } from '../core/request-locals.js'
 
 // The one option shape every adapter takes (Fastify, Express, node:http and
 // HTTP/2, Koa, Hono, NestJS), and the one place it is validated. An adapter

@@ -1,4 +1,5 @@
-import { describe, optionsError, RequestLocalsError, type RequestLocalsErrorCode } from '../errors.js'
+import { describe, optionsError, RequestLocalsError, type RequestLocalsErrorCode } from './errors.js'
+import { isPlainObject } from './plain-object.js'
 
 // The one check every options object goes through: a plain object holding
 // only known keys. Options are checked once, when a server or helper is set
@@ -21,13 +22,6 @@ export interface OptionsShape {
   readonly renamed?: Readonly<Record<string, string>>
   /** The code for a value that is not an object (defaults to ERR_REQUEST_LOCALS_OPTIONS). */
   readonly code?: RequestLocalsErrorCode
-}
-
-/** True for `{}` literals and `Object.create(null)` objects, nothing else. */
-export function isPlainObject (value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null) return false
-  const proto: unknown = Object.getPrototypeOf(value)
-  return proto === null || proto === Object.prototype
 }
 
 /**

@@ -17,6 +17,12 @@ export interface Target {
   load: () => Promise<Adapter>
 }
 
+/** The framework-free cases (core.ts): where they run. */
+export const core: Pick<Target, 'name' | 'runtimes'> = {
+  name: 'core',
+  runtimes: { node: true, bun: true, deno: true }
+}
+
 /** Every target the conformance suite runs against. */
 export const targets: Target[] = [
   {
@@ -58,5 +64,11 @@ export const targets: Target[] = [
     name: 'nestjs (fastify)',
     runtimes: { node: true, bun: true, deno: true },
     load: async () => (await import('./targets/nestjs.js')).nestFastify
+  },
+  {
+    // @hono/node-server on Node; Bun.serve and Deno.serve on Bun and Deno.
+    name: 'hono',
+    runtimes: { node: true, bun: true, deno: true },
+    load: async () => (await import('./targets/hono.js')).hono
   }
 ]

@@ -1,6 +1,7 @@
 import { test } from 'node:test'
-import { targets } from './adapters.js'
+import { core, targets } from './adapters.js'
 import { conformance } from './cases.js'
+import { coreConformance } from './core.js'
 import { currentRuntime, withTeardowns } from './harness.js'
 
 // The conformance suite for runtimes tap does not run on: `bun test` and
@@ -11,6 +12,10 @@ import { currentRuntime, withTeardowns } from './harness.js'
 const runtime = currentRuntime()
 const only = process.env.CONFORMANCE_TARGETS?.split(',')
 const timeoutMs = Number(process.env.CONFORMANCE_TIMEOUT_MS ?? 60_000)
+
+if (core.runtimes[runtime] === true && (only === undefined || only.includes(core.name))) {
+  coreConformance((name, fn) => { test(`${core.name}: ${name}`, () => withTeardowns(fn, timeoutMs)) })
+}
 
 for (const target of targets) {
   if (target.runtimes[runtime] !== true) continue
