@@ -94,7 +94,7 @@ t.test('two installed copies of the package share one storage', async (t) => {
 
 t.test('the package exposes only its entry points', async (t) => {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
-  t.same(Object.keys(pkg.exports).sort(), ['.', './express', './fastify', './http', './koa', './nestjs', './opentelemetry', './package.json', './pino', './propagation', './testing'])
+  t.same(Object.keys(pkg.exports).sort(), ['.', './express', './fastify', './hono', './http', './koa', './nestjs', './opentelemetry', './package.json', './pino', './propagation', './testing'])
   t.equal(pkg.type, 'module')
   t.equal(pkg.engines.node, '>=20.19')
   t.equal(pkg.peerDependenciesMeta.fastify.optional, true)
