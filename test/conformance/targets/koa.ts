@@ -1,7 +1,7 @@
 import http from 'node:http'
 import Koa3 from 'koa'
 import Koa2 from 'koa2'
-import { koaBody } from 'koa-body'
+import { bodyParser } from '@koa/bodyparser'
 import type { IncomingMessage } from 'node:http'
 import { koaRequestLocals } from '../../../src/koa.js'
 import { errorBody, listen, recordParsedIn, traceOf, watchClose, type Adapter } from '../app.js'
@@ -37,7 +37,9 @@ function koaAdapter (name: string, Koa: typeof Koa3): Adapter {
         await spec.enter?.(ctx.headers)
         await next()
       })
-      app.use(koaBody())
+      // @koa/bodyparser (co-body): koa-body's formidable asks Deno for the
+      // host name at import, a permission a body parser should not need.
+      app.use(bodyParser())
       app.use(async (ctx) => {
         const req = ctx.req as IncomingMessage & { parsedIn?: string }
         const body: unknown = ctx.request.body
