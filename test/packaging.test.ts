@@ -94,7 +94,7 @@ t.test('two installed copies of the package share one storage', async (t) => {
 
 t.test('the package exposes only its entry points', async (t) => {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
-  t.same(Object.keys(pkg.exports).sort(), ['.', './express', './fastify', './hono', './http', './opentelemetry', './package.json', './pino', './propagation', './testing'])
+  t.same(Object.keys(pkg.exports).sort(), ['.', './express', './fastify', './hono', './http', './koa', './nestjs', './opentelemetry', './package.json', './pino', './propagation', './testing'])
   t.equal(pkg.type, 'module')
   t.equal(pkg.engines.node, '>=20.19')
   t.equal(pkg.peerDependenciesMeta.fastify.optional, true)
@@ -107,6 +107,34 @@ t.test('the package exposes only its entry points', async (t) => {
   t.notOk(pkg.dependencies.hono, 'hono is not a hard dependency')
   t.equal(pkg.peerDependenciesMeta['@opentelemetry/api'].optional, true)
   t.notOk(pkg.dependencies['@opentelemetry/api'], '@opentelemetry/api is not a hard dependency')
+  for (const peer of ['koa', '@nestjs/common', '@nestjs/core', '@nestjs/platform-express', '@nestjs/platform-fastify', 'reflect-metadata', 'rxjs']) {
+    t.equal(pkg.peerDependenciesMeta[peer]?.optional, true, `${peer} is an optional peer`)
+    t.notOk(pkg.dependencies[peer], `${peer} is not a hard dependency`)
+  }
+})
+
+t.test('only request-locals/nestjs loads Nest: the core and every other adapter load without it, and the Koa entry without Koa', async (t) => {
+  const dir = installedOutsideRepository(t)
+  const out = await node('main.mjs', `
+    import { createRequire } from 'node:module'
+    import * as core from 'request-locals'
+    import { koaRequestLocals } from 'request-locals/koa'
+    import { expressRequestLocals } from 'request-locals/express'
+    import { withRequestLocals } from 'request-locals/http'
+    const require = createRequire(import.meta.url)
+    const absent = ['koa', '@nestjs/common', '@nestjs/core'].filter((name) => { try { require.resolve(name); return false } catch { return true } })
+    let nest
+    try { await import('request-locals/nestjs') } catch (err) { nest = err.code + ' ' + /@nestjs\\/common/.test(err.message) }
+    console.log(JSON.stringify({
+      absent, nest,
+      koa: typeof koaRequestLocals(), express: typeof expressRequestLocals(), http: typeof withRequestLocals(() => {}),
+      core: typeof core.runWithLocals, cjs: typeof require('request-locals/koa').koaRequestLocals
+    }))
+  `, dir)
+  t.same(JSON.parse(out), { absent: ['koa', '@nestjs/common', '@nestjs/core'], nest: 'ERR_MODULE_NOT_FOUND true', koa: 'function', express: 'function', http: 'function', core: 'function', cjs: 'function' })
+  for (const entry of ['index.js', 'express.js', 'http.js', 'koa.js', 'fastify.js']) {
+    t.notMatch(readFileSync(join(root, 'dist', entry), 'utf8'), /^import .*(@nestjs|'koa')/m, `dist/${entry} imports neither Nest nor Koa`)
+  }
 })
 
 t.test('only request-locals/opentelemetry needs @opentelemetry/api; every other entry loads without it', async (t) => {

@@ -49,6 +49,26 @@ export const targets: Target[] = [
     load: async () => (await import('./targets/node-http.js')).nodeHttp
   },
   {
+    name: 'koa 3',
+    runtimes: { node: true, bun: true, deno: true },
+    load: async () => (await import('./targets/koa.js')).koa3
+  },
+  {
+    name: 'koa 2',
+    runtimes: { node: true, bun: true, deno: true },
+    load: async () => (await import('./targets/koa.js')).koa2
+  },
+  {
+    name: 'nestjs (express)',
+    runtimes: { node: true, bun: true, deno: true },
+    load: async () => (await import('./targets/nestjs.js')).nestExpress
+  },
+  {
+    name: 'nestjs (fastify)',
+    runtimes: { node: true, bun: true, deno: true },
+    load: async () => (await import('./targets/nestjs.js')).nestFastify
+  },
+  {
     name: 'hono',
     label: 'hono (@hono/node-server on Node; Bun.serve, Deno.serve)',
     runtimes: { node: true, bun: true, deno: true },
