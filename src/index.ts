@@ -2,6 +2,7 @@ import { buildInstance } from './instance.js'
 import { sharedStorage } from './storage.js'
 import type { LocalsSnapshot, LocalsValues, SnapshotOptions } from './snapshot.js'
 import type { RequestResource, RequestResourceOptions } from './resources.js'
+import type { LocalsProxy } from './proxy.js'
 
 export { RequestLocalsError, type RequestLocalsErrorCode } from './errors.js'
 export { createRequestLocals, type RequestLocalsInstance } from './instance.js'
@@ -11,6 +12,7 @@ export { setLocalsDebug } from './debug.js'
 export type { LocalsSnapshot, LocalsValues, SnapshotIdentity, SnapshotOptions } from './snapshot.js'
 export type { RequestResource, RequestResourceOptions } from './resources.js'
 export type { ScopeOutcome, ScopeStatus } from './scope-end.js'
+export type { LocalsProxy } from './proxy.js'
 
 /**
  * The values of one request scope. Empty here: applications declare their
@@ -41,7 +43,7 @@ const shared = buildInstance<RequestLocals>(sharedStorage())
  *   return db.notes.findMany({ where: { ownerId: requestLocal.user!.id } })
  * }
  */
-export const requestLocal: RequestLocals = shared.requestLocal
+export const requestLocal: LocalsProxy<RequestLocals> = shared.requestLocal
 
 /**
  * Runs `fn` in a new scope holding `values`, for work outside a request
