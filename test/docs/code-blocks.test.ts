@@ -28,6 +28,8 @@ const compilerOptions: ts.CompilerOptions = {
   noEmit: true,
   skipLibCheck: true,
   esModuleInterop: true,
+  // NestJS examples use its (legacy) decorators, as Nest projects compile them.
+  experimentalDecorators: true,
   types: ['node']
 }
 
