@@ -10,6 +10,7 @@ import { scopeRequestEvents } from './node/request-scope.js'
 import { compileDefaults } from './core/store.js'
 import { scopeWebsocketConnections } from './node/websocket.js'
 import type { RequestLocals } from './core/request-locals.js'
+import type { LocalsProxy } from './core/proxy.js'
 import { kIncomingRequestId } from './core/symbols.js'
 
 /**
@@ -56,7 +57,7 @@ type RawWithIncoming = IncomingMessage & { [kIncomingRequestId]?: IncomingReques
 declare module 'fastify' {
   interface FastifyRequest {
     /** This request's locals: the same store `requestLocal` reads and writes. */
-    locals: RequestLocals
+    locals: LocalsProxy<RequestLocals>
   }
 }
 

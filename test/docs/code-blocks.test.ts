@@ -225,6 +225,8 @@ for (const file of markdownFiles()) {
   t.test(file, async (t) => {
     const blocks = extractBlocks(file, readFileSync(join(root, file), 'utf8'))
     const errors = checkBlocks(blocks)
+    // In full, one per line: tap's diff would cut long compiler messages.
+    for (const error of errors) t.comment(error)
     t.strictSame(errors, [], `${blocks.filter((b) => b.skip === undefined).length} TypeScript block(s) compile`)
     for (const block of blocks) {
       if (block.skip !== undefined) t.comment(`${file}:${block.line}: not compiled: ${block.skip}`)
