@@ -4,7 +4,7 @@
 // request's id with and without trusting its upstream.
 // Run: npx tsx bench/propagation.ts   (CALLS=20000 ROUNDS=51 to change the size)
 import { channel } from 'node:diagnostics_channel'
-import { compileRequestIdPolicy, resolveRequestId } from '../src/headers/request-id.js'
+import { compileRequestIdPolicy, resolveRequestId, type RequestIdPolicy } from '../src/headers/request-id.js'
 import { propagateRequestLocals } from '../src/propagation.js'
 import { runWithLocals } from '../src/index.js'
 
@@ -36,8 +36,8 @@ function publish (): void {
 }
 
 const raw = ['Host', 'b.internal', 'X-Request-Id', 'req-from-a', 'traceparent', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 'baggage', 'tenant=acme,region=eu', 'Accept', '*/*', 'User-Agent', 'node']
-const edge = compileRequestIdPolicy({}, 'bench')
-const trusted = compileRequestIdPolicy({ trustUpstream: true, baggage: { keys: ['tenant', 'region'] } }, 'bench')
+const edge = compileRequestIdPolicy({ requestId: {} }, 'bench') as RequestIdPolicy
+const trusted = compileRequestIdPolicy({ upstream: { trust: true, baggage: { keys: ['tenant', 'region'] } } }, 'bench') as RequestIdPolicy
 
 const stop = propagateRequestLocals({ baggage: ['tenant'] })
 await runWithLocals({ tenant: 'acme' }, async () => {
@@ -49,4 +49,4 @@ await runWithLocals({ tenant: 'acme' }, async () => {
   console.log(`outgoing call: ${(on['id + baggage'] - off['no subscriber']).toFixed(0)} ns added (${off['no subscriber'].toFixed(0)} → ${on['id + baggage'].toFixed(0)} ns to publish)`)
 })
 const ids = compare({ edge: () => { resolveRequestId(edge, raw) }, trusted: () => { resolveRequestId(trusted, raw) } })
-console.log(`incoming request: ${ids.edge.toFixed(0)} ns (edge: a fresh UUID) vs ${ids.trusted.toFixed(0)} ns (trustUpstream: id, traceparent and two baggage keys)`)
+console.log(`incoming request: ${ids.edge.toFixed(0)} ns (edge: a fresh UUID) vs ${ids.trusted.toFixed(0)} ns (upstream.trust: id, traceparent and two baggage keys)`)

@@ -1,25 +1,21 @@
 import type { NextFunction, Request, Response } from 'express'
-import { describe, optionsError } from './core/errors.js'
+import { uncalledFactoryError } from './core/errors.js'
 import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions } from './node/request-scope.js'
 import { sharedStorage, type Store } from './core/storage.js'
-import { compileDefaults } from './core/store.js'
-import type { RequestLocals } from './core/request-locals.js'
+import { copyOwnValues } from './core/store.js'
 
 /**
- * Options of the Express middleware.
+ * Options of the Express middleware: the options every adapter takes
+ * ({@link RequestScopeOptions}), with `defaults` given the Express request,
+ * and a `logger` for replaced request ids.
  *
  * @example
  * app.use(expressRequestLocals({
- *   defaults: (req) => ({ tenant: String(req.headers['x-tenant'] ?? 'public') })
+ *   defaults: (req) => ({ tenant: String(req.headers['x-tenant'] ?? 'public') }),
+ *   endResourcesBeforeResponse: true
  * }))
  */
-export interface ExpressRequestLocalsOptions extends NodeScopeOptions {
-  /**
-   * The values each request starts with: a function called per request, or a
-   * plain-data object copied per request (never shared between requests).
-   */
-  defaults?: Partial<RequestLocals> | ((req: Request) => Partial<RequestLocals>)
-}
+export interface ExpressRequestLocalsOptions extends NodeScopeOptions<Request> {}
 
 /**
  * The middleware `expressRequestLocals()` returns.
@@ -49,11 +45,14 @@ export type ExpressRequestLocalsMiddleware = (req: Request, res: Response, next:
  * app.use(async (req, res, next) => { requestLocal.user = await auth(req); next() })
  */
 export function expressRequestLocals (options: ExpressRequestLocalsOptions = {}): ExpressRequestLocalsMiddleware {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw optionsError(`The request-locals middleware options must be an object; found ${describe(options)}. Pass for example { defaults: { tenant: 'public' } }, or nothing.`)
+  // Passed to app.use() uncalled, the factory is called with (req, res, next)
+  // and its return value ignored: every request would hang. Say so instead.
+  if (arguments.length === 3 && typeof arguments[2] === 'function' && isRequestLike(arguments[0])) {
+    (arguments[2] as NextFunction)(uncalledFactoryError('app.use(expressRequestLocals)', 'app.use(expressRequestLocals())'))
+    return openWithoutOptions
   }
-  const makeStore = compileDefaults<Request>(options.defaults, 'The request-locals middleware option `defaults`')
-  const policy = compileNodeScopeOptions(options, 'The request-locals middleware option')
+  const policy = compileNodeScopeOptions<Request>(options, 'expressRequestLocals(options)')
+  const { makeStore } = policy
   const storage = sharedStorage()
 
   return function openExpressRequestScope (req: Request, res: Response, next: NextFunction): void {
@@ -74,14 +73,27 @@ export function expressRequestLocals (options: ExpressRequestLocalsOptions = {})
     // The store becomes res.locals: one bag per request instead of two that
     // drift apart. Values that middleware mounted earlier already put in
     // res.locals are kept, and win over defaults (they are this request's).
+    // Own keys only: a key inherited from a polluted Object.prototype is not
+    // this request's, and copying it would make it a local of every request.
     const earlier = res.locals as Store | undefined
-    for (const key in earlier) store[key] = earlier[key]
+    if (earlier !== undefined && earlier !== null) copyOwnValues(store, earlier)
     res.locals = store as Response['locals']
     openRequestScope(store, req, res, policy)
     storage.run(store, next)
   }
 }
 
-export type { RequestIdOptions, RequestIdRejection } from './headers/request-id.js'
+// What a mistaken app.use(expressRequestLocals) returns, so that the type
+// stays a middleware; it is never mounted.
+function openWithoutOptions (_req: Request, _res: Response, next: NextFunction): void {
+  next(uncalledFactoryError('app.use(expressRequestLocals)', 'app.use(expressRequestLocals())'))
+}
+
+function isRequestLike (value: unknown): boolean {
+  return typeof value === 'object' && value !== null && Array.isArray((value as { rawHeaders?: unknown }).rawHeaders)
+}
+
+export type { RequestIdOptions, RequestIdRejection, UpstreamOptions } from './headers/request-id.js'
+export type { RequestScopeOptions } from './adapters/scope-options.js'
 export type { InboundBaggageOptions } from './headers/baggage.js'
 export type { DebugLogger } from './node/request-scope.js'

@@ -1,41 +1,33 @@
 import fp from 'fastify-plugin'
 import type { IncomingMessage } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { describe, optionsError } from './core/errors.js'
+import { optionsError, uncalledFactoryError } from './core/errors.js'
+import { booleanOption } from './core/options.js'
+import { compileRequestScopeOptions, type RequestScopeOptions, type RequestScopePolicy } from './adapters/scope-options.js'
 import { sharedStorage, type Store } from './core/storage.js'
-import { recordScopeError } from './lifecycle/scope-end.js'
+import { endingOf, outcomeBeforeResponse, recordScopeError } from './lifecycle/scope-end.js'
+import { endResourcesNow } from './lifecycle/resources.js'
 import { attachRequest, attachResponse } from './core/scope-state.js'
-import { attachIncoming, compileRequestIdPolicy, logReplacedRequestId, resolveRequestId, type IncomingRequestId, type RequestIdOptions, type RequestIdPolicy } from './headers/request-id.js'
+import { attachIncoming, logReplacedRequestId, resolveRequestId, type IncomingRequestId, type RequestIdPolicy } from './headers/request-id.js'
 import { scopeRequestEvents } from './node/request-scope.js'
-import { compileDefaults } from './core/store.js'
 import { scopeWebsocketConnections } from './node/websocket.js'
 import type { RequestLocals } from './core/request-locals.js'
 import type { LocalsProxy } from './core/proxy.js'
 import { kIncomingRequestId } from './core/symbols.js'
 
 /**
- * Options of the Fastify plugin.
+ * Options of the Fastify plugin: the options every adapter takes
+ * ({@link RequestScopeOptions}, `defaults` given the Fastify request,
+ * `requestId.generate` the raw request), and `scopeRawEvents`.
  *
  * @example
  * await app.register(fastifyRequestLocals, {
  *   defaults: (request) => ({ tenant: String(request.headers['x-tenant'] ?? 'public') }),
- *   requestId: { header: 'x-request-id', echoHeader: true }
+ *   requestId: { echoHeader: true },
+ *   endResourcesBeforeResponse: true
  * })
  */
-export interface FastifyRequestLocalsOptions {
-  /**
-   * The values each request starts with: a function called per request, or a
-   * plain-data object copied per request (never shared between requests).
-   */
-  defaults?: Partial<RequestLocals> | ((request: FastifyRequest) => Partial<RequestLocals>)
-  /**
-   * The request id policy. Without it, `request.id` stays Fastify's own
-   * (`req-1`, `req-2` …). With it, the plugin sets Fastify's id generator:
-   * every request gets a `crypto.randomUUID()`, or a validated incoming
-   * header when `header` is set. Leave Fastify's own `requestIdHeader`
-   * option unset: it accepts any raw value.
-   */
-  requestId?: RequestIdOptions
+export interface FastifyRequestLocalsOptions extends RequestScopeOptions<FastifyRequest, IncomingMessage> {
   /**
    * Also run the raw request's and response's events (`request.raw`,
    * `reply.raw`: 'data', 'end', 'close' …) in the request's store, so that a
@@ -47,7 +39,8 @@ export interface FastifyRequestLocalsOptions {
   scopeRawEvents?: boolean
 }
 
-export type { RequestIdOptions, RequestIdRejection } from './headers/request-id.js'
+export type { RequestIdOptions, RequestIdRejection, UpstreamOptions } from './headers/request-id.js'
+export type { RequestScopeOptions } from './adapters/scope-options.js'
 export type { InboundBaggageOptions } from './headers/baggage.js'
 
 // The id decision is made in Fastify's genReqId, before the request (and its
@@ -73,45 +66,50 @@ function applyRequestIdPolicy (policy: RequestIdPolicy, store: Store, request: F
   if (echo !== undefined) reply.header(echo, request.id)
 }
 
+const WHERE = 'app.register(fastifyRequestLocals, options)'
+
 function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyRequestLocalsOptions, done: (err?: Error) => void): void {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    done(optionsError(`The request-locals plugin options must be an object; found ${describe(options)}. Pass for example { defaults: { tenant: 'public' } }, or nothing.`))
-    return
+  // Called instead of registered: app.register(fastifyRequestLocals({ … }))
+  // would otherwise fail inside Fastify with "done is not a function".
+  if (typeof done !== 'function' || typeof (fastify as Partial<FastifyInstance> | undefined)?.addHook !== 'function') {
+    throw uncalledFactoryError('fastifyRequestLocals(…) called directly', 'app.register(fastifyRequestLocals, options)')
   }
-  let makeStore
+  let policy: RequestScopePolicy<FastifyRequest>
+  let scopeRaw: boolean
   try {
-    makeStore = compileDefaults<FastifyRequest>(options.defaults, 'The request-locals plugin option `defaults`')
+    policy = compileRequestScopeOptions<FastifyRequest>(options, WHERE, ['scopeRawEvents'])
+    scopeRaw = booleanOption(options.scopeRawEvents, false, `${WHERE}.scopeRawEvents`)
   } catch (err) {
     done(err as Error)
     return
   }
-  let policy: RequestIdPolicy | undefined
-  if (options.requestId !== undefined) {
-    try {
-      policy = compileRequestIdPolicy(options.requestId, 'The request-locals plugin option `requestId`')
-    } catch (err) {
-      done(err as Error)
-      return
-    }
+  // fastify-plugin shares this plugin with the whole app, so a second
+  // registration (or a plugin of a parent) would decorate `locals` again:
+  // Fastify throws FST_ERR_DEC_ALREADY_PRESENT and then waits out its plugin
+  // timeout. Refuse it at once, saying why.
+  if (fastify.hasRequestDecorator('locals')) {
+    done(optionsError(
+      `${WHERE}: request-locals is already registered on this Fastify instance (or its parent), or another plugin decorates request.locals; found a second registration. ` +
+      'Register it once, on the root instance, before the routes and hooks that use it.'
+    ))
+    return
+  }
+  const { makeStore } = policy
+  const requestIdPolicy = policy.requestId
+  if (requestIdPolicy !== undefined) {
     if (fastify.initialConfig.requestIdHeader !== false) {
       done(optionsError(
-        `The request-locals plugin option \`requestId\` conflicts with Fastify's own requestIdHeader option (found ${JSON.stringify(fastify.initialConfig.requestIdHeader)}), ` +
+        `${WHERE}: the request id options conflict with Fastify's own requestIdHeader option (found ${JSON.stringify(fastify.initialConfig.requestIdHeader)}), ` +
         'which accepts any raw header value ahead of the plugin\'s validation. ' +
-        `Remove requestIdHeader from Fastify's options and pass { requestId: { header: ${JSON.stringify(fastify.initialConfig.requestIdHeader)} } } to the plugin instead.`
+        `Remove requestIdHeader from Fastify's options and pass { upstream: { trust: true, requestIdHeader: ${JSON.stringify(fastify.initialConfig.requestIdHeader)} } } to the plugin instead, where every caller is one of your own services.`
       ))
       return
     }
-    const accepted = policy
     fastify.setGenReqId(function requestIdByPolicy (raw: RawWithIncoming): string {
-      const incoming = resolveRequestId(accepted, raw.rawHeaders)
+      const incoming = resolveRequestId(requestIdPolicy, raw.rawHeaders, raw)
       raw[kIncomingRequestId] = incoming
       return incoming.id
     })
-  }
-  const scopeRaw = options.scopeRawEvents ?? false
-  if (typeof scopeRaw !== 'boolean') {
-    done(optionsError(`The request-locals plugin option \`scopeRawEvents\` must be a boolean; found ${describe(scopeRaw)}.`))
-    return
   }
   const storage = sharedStorage()
 
@@ -126,7 +124,7 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
     // (sent, thrown, aborted, timed out, hijacked, streamed).
     attachResponse(store, reply.raw)
     request.locals = store as RequestLocals
-    if (policy !== undefined) applyRequestIdPolicy(policy, store, request, reply)
+    if (requestIdPolicy !== undefined) applyRequestIdPolicy(requestIdPolicy, store, request, reply)
     // Node emits the raw request's and response's events ('data', 'end',
     // 'close') in the socket's context. Running them in the store costs about
     // 8 % of a small request (measured, bench/README.md), and Fastify's own
@@ -161,6 +159,19 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
     if (request.locals !== null) recordScopeError(request.locals as Store, error)
     next()
   })
+  // The hook Fastify apps otherwise write by hand: resources end before the
+  // payload is written, and a failure to end them goes to the error handler
+  // (a 500). Only with the option, so other apps run no extra hook.
+  if (policy.endResourcesBeforeResponse) {
+    fastify.addHook('onSend', function endResourcesBeforeSending (request: FastifyRequest, reply: FastifyReply, payload: unknown, next: (err: Error | null, payload?: unknown) => void) {
+      const store = request.locals as Store | null
+      if (store === null || endingOf(store) === undefined) {
+        next(null, payload)
+        return
+      }
+      endResourcesNow(store, outcomeBeforeResponse(store, reply.statusCode)).then(() => { next(null, payload) }, next)
+    })
+  }
   scopeWebsocketConnections(fastify, storage)
   done()
 }

@@ -1,23 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { describe, invalidArgumentError, optionsError } from './core/errors.js'
+import { describe, invalidArgumentError, uncalledFactoryError } from './core/errors.js'
 import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions } from './node/request-scope.js'
 import { sharedStorage } from './core/storage.js'
-import { compileDefaults } from './core/store.js'
-import type { RequestLocals } from './core/request-locals.js'
 
 /**
- * Options of {@link withRequestLocals}.
+ * Options of {@link withRequestLocals}: the options every adapter takes
+ * ({@link RequestScopeOptions}), with `defaults` and `requestId.generate`
+ * given the request, and a `logger` for replaced request ids.
  *
  * @example
  * withRequestLocals(handler, { defaults: (req) => ({ tenant: String(req.headers['x-tenant'] ?? 'public') }) })
  */
-export interface HttpRequestLocalsOptions<Req extends IncomingMessage = IncomingMessage> extends NodeScopeOptions {
-  /**
-   * The values each request starts with: a function called per request, or a
-   * plain-data object copied per request (never shared between requests).
-   */
-  defaults?: Partial<RequestLocals> | ((req: Req) => Partial<RequestLocals>)
-}
+export interface HttpRequestLocalsOptions<Req extends IncomingMessage = IncomingMessage> extends NodeScopeOptions<Req> {}
 
 /**
  * Wraps a plain `node:http` request handler so that each request runs in its
@@ -42,13 +36,13 @@ export function withRequestLocals<Req extends IncomingMessage, Res extends Serve
   options: HttpRequestLocalsOptions<Req> = {}
 ): (req: Req, res: Res) => R {
   if (typeof handler !== 'function') {
+    // withRequestLocals used as a handler itself: http.createServer(withRequestLocals)
+    // calls it with (req, res), and the request would hang.
+    if (isRequestLike(handler) && arguments.length === 2) throw uncalledFactoryError('http.createServer(withRequestLocals)', 'http.createServer(withRequestLocals(handler))')
     throw invalidArgumentError(`withRequestLocals(handler, options) expects handler to be a function (req, res) => …; found ${describe(handler)}.`)
   }
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw optionsError(`The withRequestLocals options must be an object; found ${describe(options)}. Pass for example { defaults: { tenant: 'public' } }, or nothing.`)
-  }
-  const makeStore = compileDefaults<Req>(options.defaults, 'The withRequestLocals option `defaults`')
-  const policy = compileNodeScopeOptions(options, 'The withRequestLocals option')
+  const policy = compileNodeScopeOptions<Req>(options, 'withRequestLocals(handler, options)')
+  const { makeStore } = policy
   const storage = sharedStorage()
 
   return function handleInRequestScope (req: Req, res: Res): R {
@@ -63,6 +57,11 @@ export function withRequestLocals<Req extends IncomingMessage, Res extends Serve
   }
 }
 
-export type { RequestIdOptions, RequestIdRejection } from './headers/request-id.js'
+function isRequestLike (value: unknown): boolean {
+  return typeof value === 'object' && value !== null && Array.isArray((value as { rawHeaders?: unknown }).rawHeaders)
+}
+
+export type { RequestIdOptions, RequestIdRejection, UpstreamOptions } from './headers/request-id.js'
+export type { RequestScopeOptions } from './adapters/scope-options.js'
 export type { InboundBaggageOptions } from './headers/baggage.js'
 export type { DebugLogger } from './node/request-scope.js'

@@ -15,6 +15,9 @@ export type { LocalsSnapshot, LocalsValues, SnapshotIdentity, SnapshotOptions } 
 export type { RequestResource, RequestResourceOptions } from './lifecycle/resources.js'
 export type { ScopeOutcome, ScopeStatus } from './lifecycle/scope-end.js'
 export type { LocalsProxy } from './core/proxy.js'
+export type { RequestScopeOptions } from './adapters/scope-options.js'
+export type { RequestIdOptions, UpstreamOptions } from './headers/request-id.js'
+export type { InboundBaggageOptions } from './headers/baggage.js'
 
 const shared = buildInstance<RequestLocals>(sharedStorage())
 

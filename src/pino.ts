@@ -1,4 +1,5 @@
 import type { Bindings, ChildLoggerOptions, LevelWithSilentOrString, LogFn, Logger } from 'pino'
+import { checkOptionsObject } from './core/options.js'
 import { describe, invalidArgumentError, noScopeCallError } from './core/errors.js'
 import { logBindingsOf, requestIdOf, requestOf, setLogBindings, traceIdOf } from './core/scope-state.js'
 import { sharedStorage, type Store } from './core/storage.js'
@@ -97,6 +98,7 @@ export function requestLogger (root: Logger, options: RequestLogOptions = {}): R
   if (typeof root !== 'object' || root === null || typeof root.child !== 'function') {
     throw invalidArgumentError(`requestLogger(root) expects a pino logger; found ${describe(root)}. Pass the application's pino instance, e.g. requestLogger(pino()).`)
   }
+  checkOptionsObject(options, { where: 'requestLogger(root, options): options', known: ['requestIdKey'], example: "{ requestIdKey: 'requestId' }", code: 'ERR_REQUEST_LOCALS_INVALID_ARGUMENT' })
   const idKey = requestIdKeyOf(options, 'requestLogger(root, options):')
   // Per requestLogger, so that two roots never share a request's logger. It
   // is found again when addLogBindings replaced the bindings it was made from.
@@ -187,6 +189,7 @@ export function addLogBindings (bindings: Bindings): void {
  * export const auditLog = pino({ mixin: logMixin({ locals: ['tenant'] }) })
  */
 export function logMixin (options: LogMixinOptions = {}): () => Record<string, unknown> {
+  checkOptionsObject(options, { where: 'logMixin(options): options', known: ['requestIdKey', 'traceIdKey', 'locals'], example: "{ locals: ['tenant'] }", code: 'ERR_REQUEST_LOCALS_INVALID_ARGUMENT' })
   const idKey = requestIdKeyOf(options, 'logMixin(options):')
   const traceKey = options.traceIdKey ?? 'traceId'
   const locals = options.locals ?? []

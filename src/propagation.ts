@@ -1,5 +1,6 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { compileOutboundBaggageKeys, serializeBaggage } from './headers/baggage.js'
+import { booleanOption, checkOptionsObject } from './core/options.js'
 import { describe, optionsError } from './core/errors.js'
 import { isHttpToken } from './headers/http-token.js'
 import { validateRequestId } from './headers/request-id.js'
@@ -50,14 +51,15 @@ const CHANNEL = 'undici:request:create'
 const storage = sharedStorage()
 
 function compilePropagation (options: unknown, where: string): Propagation {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw optionsError(`${where} must be an object; found ${describe(options)}. Pass for example { baggage: ['tenant'] }, or nothing.`)
-  }
-  const { requestIdHeader = 'x-request-id', traceparent = true, baggage = [], origins } = options as PropagationOptions
+  const { requestIdHeader = 'x-request-id', traceparent = true, baggage = [], origins } = checkOptionsObject<PropagationOptions>(options, {
+    where,
+    known: ['requestIdHeader', 'traceparent', 'baggage', 'origins'],
+    example: "{ baggage: ['tenant'] }, or nothing"
+  })
   if (requestIdHeader !== false && (typeof requestIdHeader !== 'string' || !isHttpToken(requestIdHeader))) {
     throw optionsError(`${where}.requestIdHeader must be a header name or false; found ${typeof requestIdHeader === 'string' ? JSON.stringify(requestIdHeader) : describe(requestIdHeader)}. Pass for example 'x-request-id'.`)
   }
-  if (typeof traceparent !== 'boolean') throw optionsError(`${where}.traceparent must be a boolean; found ${describe(traceparent)}.`)
+  booleanOption(traceparent, true, `${where}.traceparent`)
   return {
     requestIdHeader: requestIdHeader === false ? undefined : requestIdHeader.toLowerCase(),
     traceparent,

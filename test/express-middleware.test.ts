@@ -237,7 +237,7 @@ for (const [version, express] of versions) {
         res.status(500).json({ code: err.code ?? null, message: err.message, scoped: tryGetLocals() !== undefined })
       })
       const port = await listen(t, app)
-      t.match((await send({ port })).json(), { code: 'ERR_REQUEST_LOCALS_INVALID_ARGUMENT', message: /The request-locals middleware option `defaults` function's return value must be a plain object of locals; found a string/, scoped: false })
+      t.match((await send({ port })).json(), { code: 'ERR_REQUEST_LOCALS_INVALID_ARGUMENT', message: /the value returned by expressRequestLocals\(options\)\.defaults\(request\) must be a plain object of locals; found a string/, scoped: false })
       t.same((await send({ port, headers: { 'x-bad': 'throw' } })).json(), { code: null, message: 'no tenant', scoped: false })
     })
   })
@@ -245,12 +245,13 @@ for (const [version, express] of versions) {
 
 t.test('bad options throw ERR_REQUEST_LOCALS_OPTIONS when the middleware is created', async (t) => {
   const cases: Array<[unknown, RegExp]> = [
-    ['nope', /middleware options must be an object; found a string/],
+    ['nope', /^expressRequestLocals\(options\) must be a plain object; found a string/],
+    [{ default: {} }, /^expressRequestLocals\(options\): unknown option `default`; did you mean `defaults`\?/],
     [null, /found null/],
     [[1], /found an array/],
-    [{ defaults: 42 }, /The request-locals middleware option `defaults` must be a plain object or a function \(request\) => values; found a number/],
+    [{ defaults: 42 }, /^expressRequestLocals\(options\)\.defaults must be a plain object or a function \(request\) => values; found a number/],
     [{ defaults: { then: 1 } }, /reserved key "then"/],
-    [{ defaults: { agent: new http.Agent() } }, /`defaults`\.agent cannot be copied per request/]
+    [{ defaults: { agent: new http.Agent() } }, /^expressRequestLocals\(options\)\.defaults\.agent cannot be copied per request: expected plain data .*found an instance of Agent\. Pass defaults as a function/]
   ]
   for (const [options, message] of cases) {
     t.throws(() => expressRequestLocals(options as object), { code: 'ERR_REQUEST_LOCALS_OPTIONS', message }, String(message))

@@ -59,18 +59,19 @@ t.test('a defaults function that returns a bad value fails that request with a c
   app.get('/', async () => 'unreachable')
   const res = await app.inject('/')
   t.equal(res.statusCode, 500)
-  t.match(res.json(), { code: 'ERR_REQUEST_LOCALS_INVALID_ARGUMENT', message: /The request-locals plugin option `defaults` function's return value must be a plain object of locals; found a string/ })
+  t.match(res.json(), { code: 'ERR_REQUEST_LOCALS_INVALID_ARGUMENT', message: /the value returned by app\.register\(fastifyRequestLocals, options\)\.defaults\(request\) must be a plain object of locals; found a string/ })
 })
 
 t.test('bad options fail registration with ERR_REQUEST_LOCALS_OPTIONS', async (t) => {
   const cases: Array<[unknown, RegExp]> = [
-    ['nope', /options must be an object; found a string/],
-    [[1], /options must be an object; found an array/],
-    [{ defaults: 42 }, /`defaults` must be a plain object or a function \(request\) => values; found a number/],
+    ['nope', /options\) must be a plain object; found a string/],
+    [{ scopeRawEvent: true }, /^app\.register\(fastifyRequestLocals, options\): unknown option `scopeRawEvent`; did you mean `scopeRawEvents`\?/],
+    [[1], /options\) must be a plain object; found an array/],
+    [{ defaults: 42 }, /\.defaults must be a plain object or a function \(request\) => values; found a number/],
     [{ defaults: new Date() }, /found an instance of Date/],
     [{ defaults: { then: 1 } }, /reserved key "then"/],
-    [{ defaults: { socket: new http.Agent() } }, /`defaults`\.socket cannot be copied per request: structuredClone failed on an instance of Agent/],
-    [{ defaults: { make: () => 1 } }, /`defaults`\.make cannot be copied.*pass a function \(request\) => values/]
+    [{ defaults: { socket: new http.Agent() } }, /\.defaults\.socket cannot be copied per request: expected plain data .*found an instance of Agent/],
+    [{ defaults: { make: () => 1 } }, /\.defaults\.make cannot be copied per request: .*found a function\. Pass defaults as a function \(request\) => \(\{ … \}\) instead/]
   ]
   for (const [options, message] of cases) {
     const app = Fastify()
@@ -221,5 +222,5 @@ t.test('scopeRawEvents: a custom parser reading locals on a chunked body, and ra
     await app.close()
   }
   const app = Fastify()
-  await t.rejects(async () => { await app.register(fastifyRequestLocals, { scopeRawEvents: 'yes' as never }) }, { code: 'ERR_REQUEST_LOCALS_OPTIONS', message: /`scopeRawEvents` must be a boolean; found a string/ })
+  await t.rejects(async () => { await app.register(fastifyRequestLocals, { scopeRawEvents: 'yes' as never }) }, { code: 'ERR_REQUEST_LOCALS_OPTIONS', message: /\.scopeRawEvents must be true or false; found a string/ })
 })

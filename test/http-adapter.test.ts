@@ -100,7 +100,7 @@ t.test('a defaults function that fails throws from the wrapped handler, as the h
   t.same((await send({ port })).json(), { scoped: false })
   await send({ port, headers: { 'x-bad': 'throw' } })
   t.match(errors, [
-    { code: 'ERR_REQUEST_LOCALS_INVALID_ARGUMENT', message: /The withRequestLocals option `defaults` function's return value must be a plain object of locals; found a string/ },
+    { code: 'ERR_REQUEST_LOCALS_INVALID_ARGUMENT', message: /the value returned by withRequestLocals\(handler, options\)\.defaults\(request\) must be a plain object of locals; found a string/ },
     { message: 'no tenant' }
   ])
 })
@@ -108,10 +108,10 @@ t.test('a defaults function that fails throws from the wrapped handler, as the h
 t.test('a handler that is not a function, or bad options, fail when the wrapper is created', async (t) => {
   t.throws(() => withRequestLocals('nope' as never), { code: 'ERR_REQUEST_LOCALS_INVALID_ARGUMENT', message: /expects handler to be a function \(req, res\) => …; found a string/ })
   const cases: Array<[unknown, RegExp]> = [
-    ['nope', /withRequestLocals options must be an object; found a string/],
+    ['nope', /^withRequestLocals\(handler, options\) must be a plain object; found a string/],
     [null, /found null/],
     [[1], /found an array/],
-    [{ defaults: 42 }, /The withRequestLocals option `defaults` must be a plain object or a function/],
+    [{ defaults: 42 }, /^withRequestLocals\(handler, options\)\.defaults must be a plain object or a function/],
     [{ defaults: { constructor: 1 } }, /reserved key "constructor"/]
   ]
   for (const [options, message] of cases) {

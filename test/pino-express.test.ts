@@ -19,7 +19,7 @@ t.test('Express: requestLogger and logMixin lines carry their own request\'s id 
   const USERS = 24
   const barrier = new Barrier(USERS)
   const app = express()
-  app.use(expressRequestLocals({ requestId: { header: true }, defaults: { tenant: 'acme' } }))
+  app.use(expressRequestLocals({ upstream: { trust: true }, defaults: { tenant: 'acme' } }))
   app.use((req, _res, next) => {
     requestLocal.user = { id: String(req.headers['x-user']) }
     addLogBindings({ userId: requestLocal.user.id })

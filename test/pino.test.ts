@@ -187,7 +187,7 @@ t.test('logMixin: request fields inside a scope, nothing outside', async (t) => 
   const { logger: audit, lines } = captureLogs({ mixin: logMixin({ locals: ['tenant', 'seen'], traceIdKey: 'trace_id' }) })
   audit.info('at start-up')
   const { logger: appLogger } = captureLogs()
-  const app = await fastifyWith(appLogger as FastifyBaseLogger, { requestId: { header: true, traceparent: true }, defaults: { tenant: 'public' } })
+  const app = await fastifyWith(appLogger as FastifyBaseLogger, { upstream: { trust: true }, defaults: { tenant: 'public' } })
   app.addHook('preHandler', async () => { addLogBindings({ userId: 'carol' }) })
   app.get('/', async (request) => {
     audit.info({ action: 'read' }, 'audited')
@@ -241,7 +241,7 @@ t.test('240 concurrent interleaved requests over keep-alive sockets: every servi
     log.info('service end')
   }
 
-  const app = await fastifyWith(logger as FastifyBaseLogger, { requestId: { header: true } })
+  const app = await fastifyWith(logger as FastifyBaseLogger, { upstream: { trust: true } })
   const barrier = new Barrier(SOCKETS)
   app.addHook('preHandler', async (request) => {
     await barrier.arrive() // a whole round of requests in flight at once

@@ -30,7 +30,7 @@ async function echoedBy (client: string, url: string, headers?: Record<string, s
 async function serviceA (echo: string): Promise<{ app: FastifyInstance, port: number }> {
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(fastifyRequestLocals, { defaults: (request) => ({ tenant: String(request.headers['x-tenant'] ?? 'public') }), requestId: { trustUpstream: true } })
+  await app.register(fastifyRequestLocals, { defaults: (request) => ({ tenant: String(request.headers['x-tenant'] ?? 'public') }), upstream: { trust: true } })
   app.get('/call', async (request) => {
     const { client = 'fetch' } = request.query as { client?: string }
     return { id: requestId(), echoed: await echoedBy(client, echo) }
@@ -68,7 +68,7 @@ t.test('concurrent requests each send their own id and trace (released together 
   const echo = await echoServer()
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(fastifyRequestLocals, { requestId: { trustUpstream: true } })
+  await app.register(fastifyRequestLocals, { upstream: { trust: true } })
   const count = 24
   const barrier = new Barrier(count)
   app.get('/call', async () => {
@@ -166,7 +166,7 @@ t.test('propagationHeaders() for other HTTP clients', async (t) => {
   const echo = await echoServer()
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(fastifyRequestLocals, { defaults: { tenant: 'acme' }, requestId: { trustUpstream: true } })
+  await app.register(fastifyRequestLocals, { defaults: { tenant: 'acme' }, upstream: { trust: true } })
   app.get('/', async () => {
     const headers = propagationHeaders({ baggage: ['tenant', 'user'] })
     const echoed = await new Promise<Echoed>((resolve, reject) => {

@@ -1,4 +1,4 @@
-import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Response } from 'express'
+import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express'
 import { expressRequestLocals } from 'request-locals/express'
 import { endRequestResources } from 'request-locals'
 import { HttpError } from '../errors.js'
@@ -38,17 +38,9 @@ const authenticateRequest: RequestHandler = async function authenticateRequest (
   }
 }
 
-// Each route answers through this, after the request's transaction has
-// committed: the client never sees a success whose commit failed, and its
-// next request reads its own writes.
-async function sendCommitted (res: Response, status: number, body?: unknown): Promise<void> {
-  await endRequestResources()
-  if (body === undefined) res.status(status).end()
-  else res.status(status).json(body)
-}
-
 const sendError: ErrorRequestHandler = async function sendError (error, _req, res, _next) {
-  // Rolls the transaction back (the error makes the outcome 'failed').
+  // Rolls the transaction back (the error makes the outcome 'failed'; a 4xx
+  // answer alone would commit).
   await endRequestResources(error).catch((err: unknown) => { log.error({ err }, 'rollback failed') })
   const { statusCode, body } = errorResponse(error)
   if (statusCode >= 500) log.error({ err: error }, 'request failed')
@@ -58,22 +50,26 @@ const sendError: ErrorRequestHandler = async function sendError (error, _req, re
 /** The notes API on Express 5. */
 export function buildExpressApp (): Express {
   const app = express()
-  app.use(expressRequestLocals())
+  // The request's transaction commits (or rolls back, when the answer is a
+  // 5xx or the error handler below ended it) before the response is written:
+  // the client never sees a success whose commit failed, and its next
+  // request reads its own writes. No route has to remember it.
+  app.use(expressRequestLocals({ endResourcesBeforeResponse: true }))
   app.use(express.json())
   app.use(authenticateRequest)
 
   app.get('/notes', async function listNotes (_req, res) {
-    await sendCommitted(res, 200, await notes.listNotes())
+    res.json(await notes.listNotes())
   })
   app.post('/notes', async function createNote (req, res) {
-    await sendCommitted(res, 201, await notes.createNote(newNote(req.body)))
+    res.status(201).json(await notes.createNote(newNote(req.body)))
   })
   app.get('/notes/:id', async function getNote (req, res) {
-    await sendCommitted(res, 200, await notes.getNote(noteId(req.params.id)))
+    res.json(await notes.getNote(noteId(req.params.id)))
   })
   app.delete('/notes/:id', async function deleteNote (req, res) {
     await notes.deleteNote(noteId(req.params.id))
-    await sendCommitted(res, 204)
+    res.status(204).end()
   })
 
   app.use(sendError)

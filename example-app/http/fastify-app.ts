@@ -1,6 +1,5 @@
 import Fastify, { type FastifyError } from 'fastify'
 import fastifyRequestLocals from 'request-locals/fastify'
-import { endRequestResources } from 'request-locals'
 import { rootLogger } from '../log.js'
 import { authenticate } from '../services/auth.js'
 import * as notes from '../services/notes.js'
@@ -29,18 +28,13 @@ const newNote = {
 /** The notes API on Fastify. Routes only translate HTTP; services hold the logic. */
 export async function buildFastifyApp () {
   const app = Fastify({ loggerInstance: rootLogger })
-  await app.register(fastifyRequestLocals)
-
-  app.addHook('onRequest', async function authenticateRequest (request) {
-    await authenticate(request.headers.authorization)
-  })
-
   // The request's transaction commits (or rolls back, when the request
   // failed) before the response is written: the client never sees a success
   // whose commit failed, and its next request reads its own writes.
-  app.addHook('onSend', async function commitBeforeSending (_request, _reply, payload) {
-    await endRequestResources()
-    return payload
+  await app.register(fastifyRequestLocals, { endResourcesBeforeResponse: true })
+
+  app.addHook('onRequest', async function authenticateRequest (request) {
+    await authenticate(request.headers.authorization)
   })
 
   app.setErrorHandler(function sendError (error: FastifyError, request, reply) {

@@ -124,6 +124,17 @@ export function optionsError (message: string, cause?: unknown): RequestLocalsEr
   return new RequestLocalsError('ERR_REQUEST_LOCALS_OPTIONS', message, cause === undefined ? undefined : { cause })
 }
 
+/**
+ * INVALID_ARGUMENT for a factory registered uncalled (`app.use(expressRequestLocals)`)
+ * or called where it should be registered (`app.register(fastifyRequestLocals())`).
+ */
+export function uncalledFactoryError (found: string, fix: string): RequestLocalsError {
+  return new RequestLocalsError(
+    'ERR_REQUEST_LOCALS_INVALID_ARGUMENT',
+    `request-locals is set up wrongly: expected ${fix}; found ${found}, which would leave every request waiting for a response. Write ${fix} instead.`
+  )
+}
+
 export function invalidArgumentError (message: string): RequestLocalsError {
   return new RequestLocalsError('ERR_REQUEST_LOCALS_INVALID_ARGUMENT', message)
 }

@@ -19,6 +19,19 @@ export function copyStore (store: Store, from: object): Store {
 }
 
 /**
+ * Copies the own enumerable string keys of `from`, an object the library did
+ * not make (an earlier `res.locals`, a store a client may have written to
+ * through `Object.assign(res.locals, body)`), leaving out the reserved keys:
+ * an own `__proto__` copied by assignment would set the copy's prototype.
+ */
+export function copyOwnValues<T extends object> (store: T, from: object): T {
+  for (const key of Object.keys(from)) {
+    if (!isReservedKey(key)) (store as Store)[key] = (from as Store)[key]
+  }
+  return store
+}
+
+/**
  * Copies caller-supplied values onto `store`, refusing reserved keys. `where`
  * names the call in messages, so the user knows which values were wrong.
  * With `skipSnapshotKey`, a snapshot's `$requestLocals` is passed over (the
@@ -65,7 +78,7 @@ export function compileDefaults<Request> (defaults: unknown, option: string): St
   if (defaults === undefined) return emptyStoreFactory
   if (typeof defaults === 'function') {
     const factory = defaults as (request: Request) => unknown
-    const where = `The ${option} function's return value`
+    const where = `the value returned by ${option}(request)`
     return function storeFromFactory (request) {
       return assignValues(emptyStore(), factory(request), where)
     }
@@ -78,7 +91,7 @@ export function compileDefaults<Request> (defaults: unknown, option: string): St
   }
   for (const key of Object.keys(defaults)) {
     if (isReservedKey(key)) {
-      throw optionsError(`${option} has the reserved key ${JSON.stringify(key)}; rename it (reserved: ${reservedKeyList}).`)
+      throw optionsError(`${option} has the reserved key ${JSON.stringify(key)}, which cannot be a local. Rename it (reserved: ${reservedKeyList}).`)
     }
   }
   const template = cloneDefaults(defaults, option)
@@ -94,18 +107,47 @@ export function compileDefaults<Request> (defaults: unknown, option: string): St
   }
 }
 
-// Clones key by key so that a value structuredClone cannot copy (a function,
-// a class instance with private state, a socket) is named in the error.
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/
+
+function childPath (path: string, key: string): string {
+  return IDENTIFIER.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`
+}
+
+// Object defaults are copied per request with structuredClone, which turns
+// a class instance into a plain object (its methods vanish), keeps a Date or
+// Map as a copy that a later change to the original no longer reaches, and
+// fails on a function. Only plain data copies faithfully, so anything else
+// is refused here, at registration, naming its path.
+function checkPlainData (value: unknown, path: string, ancestors: object[]): void {
+  if (typeof value === 'function') throw notPlainDefault(path, 'a function')
+  if (typeof value !== 'object' || value === null) return
+  if (!Array.isArray(value) && !isPlainObject(value)) throw notPlainDefault(path, describe(value))
+  if (ancestors.includes(value)) throw notPlainDefault(path, 'a reference to an enclosing object (a cycle)')
+  ancestors.push(value)
+  for (const key of Object.keys(value)) checkPlainData((value as Record<string, unknown>)[key], childPath(path, key), ancestors)
+  ancestors.pop()
+}
+
+function notPlainDefault (path: string, found: string): Error {
+  return optionsError(
+    `${path} cannot be copied per request: expected plain data (strings, numbers, booleans, null, arrays and plain objects); found ${found}. ` +
+    'Pass defaults as a function (request) => ({ … }) instead: it builds values such as class instances, Maps and Dates for each request.'
+  )
+}
+
+// Clones key by key so that a value structuredClone cannot copy (a symbol,
+// a bigint inside a typed array) is named in the error.
 function cloneDefaults (defaults: Record<string, unknown>, option: string): Store {
   const template = emptyStore()
   for (const key of Object.keys(defaults)) {
+    checkPlainData(defaults[key], childPath(option, key), [])
     try {
       template[key] = structuredClone(defaults[key])
     } catch (cause) {
       throw optionsError(
-        `${option}.${key} cannot be copied per request: structuredClone failed on ${describe(defaults[key])} ` +
+        `${childPath(option, key)} cannot be copied per request: structuredClone failed on ${describe(defaults[key])} ` +
         `(${(cause as Error).message}). Defaults given as an object must be plain data so that every request gets ` +
-        'its own copy; pass a function (request) => values to build values such as class instances per request.',
+        'its own copy; pass a function (request) => values to build such values per request.',
         cause
       )
     }

@@ -36,3 +36,5 @@ export const kIncomingRequestId = Symbol('request-locals.incoming-request-id')
 export const kUnboundEmit = Symbol('request-locals.unboundEmit')
 /** On an async resource, in debug mode: where it was created. */
 export const kOrigin = Symbol('request-locals.origin')
+/** On a response with endResourcesBeforeResponse: its held writes until the resources have ended. */
+export const kHold = Symbol('request-locals.hold')

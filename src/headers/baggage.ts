@@ -1,3 +1,4 @@
+import { checkOptionsObject } from '../core/options.js'
 import { describe, optionsError } from '../core/errors.js'
 import { isHttpToken } from './http-token.js'
 import { isReservedKey, reservedKeyList } from '../core/reserved-keys.js'
@@ -19,8 +20,8 @@ export const MAX_BAGGAGE_MEMBERS = 180
  * header. Values arrive as strings; `parse` turns one into the local's type.
  *
  * @example
- * requestId: {
- *   trustUpstream: true,
+ * upstream: {
+ *   trust: true,
  *   baggage: { keys: ['tenant', 'plan'], parse: { plan: (value) => value === 'pro' ? 'pro' : 'free' } }
  * }
  */
@@ -69,10 +70,11 @@ export function compileOutboundBaggageKeys (value: unknown, option: string): rea
 
 /** Validates {@link InboundBaggageOptions} once, when a server is set up. */
 export function compileBaggagePolicy (options: unknown, where: string): BaggagePolicy {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw optionsError(`${where} must be an object; found ${describe(options)}. Pass for example { keys: ['tenant'] }.`)
-  }
-  const { keys, identityKeys = [], parse = {} } = options as InboundBaggageOptions
+  const { keys, identityKeys = [], parse = {} } = checkOptionsObject<InboundBaggageOptions>(options, {
+    where,
+    known: ['keys', 'identityKeys', 'parse'],
+    example: "{ keys: ['tenant'] }"
+  })
   const accepted = keyList(keys, `${where}.keys`)
   const identity = keyList(identityKeys, `${where}.identityKeys`)
   if (typeof parse !== 'object' || parse === null || Array.isArray(parse)) {

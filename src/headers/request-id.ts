@@ -1,72 +1,69 @@
 import { randomUUID } from 'node:crypto'
 import { compileBaggagePolicy, parseBaggage, type BaggagePolicy, type InboundBaggageOptions } from './baggage.js'
+import { booleanOption, checkOptionsObject } from '../core/options.js'
 import { describe, optionsError } from '../core/errors.js'
 import { isHttpToken } from './http-token.js'
 import { attachRequestId, requestIdOf, traceIdOf } from '../core/scope-state.js'
 import { sharedStorage, type Store } from '../core/storage.js'
-import { copyStore } from '../core/store.js'
 import { parseTraceparent, startTrace, type TraceContext } from './trace-context.js'
 
 /**
- * How a request gets its id, and what it takes from the service that called
- * it. Without `trustUpstream` or `header`, every request gets a fresh
- * `crypto.randomUUID()` and starts no trace: trusting what a client sent is
- * opt-in.
+ * How a request's own id is made and shown. What an incoming request may
+ * continue (an upstream's id, trace and baggage) is `upstream`'s business,
+ * not this one's: see {@link UpstreamOptions}.
  *
  * @example
  * // an edge service: its own ids, echoed to the client
  * await app.register(fastifyRequestLocals, { requestId: { echoHeader: true } })
- * // an internal service behind it: continue the caller's id, trace and tenant
- * await app.register(fastifyRequestLocals, {
- *   requestId: { trustUpstream: true, baggage: { keys: ['tenant'] } }
- * })
  */
-export interface RequestIdOptions {
+export interface RequestIdOptions<Req = unknown> {
   /**
-   * Continue what a trusted upstream service sent: its request id (from
-   * `header`, by default `x-request-id`), its W3C `traceparent` (unless
-   * `traceparent: false`) and the `baggage` keys listed. Set it only where
-   * every caller is one of your own services (behind a gateway that strips
-   * these headers from outside traffic). Default false.
-   */
-  trustUpstream?: boolean
-  /**
-   * Accept an incoming id from this request header (`true` means
-   * `x-request-id`; with `trustUpstream` it is the default). It is used only
-   * when it is 1–200 characters of `A-Z a-z 0-9 - _ . : @`; anything else is
-   * replaced by a fresh id.
-   */
-  header?: string | boolean
-  /**
-   * Send the request id back in this response header (`true` means the
-   * `header` name, or `x-request-id`).
+   * Send the request id back in this response header (`true` means
+   * `upstream.requestIdHeader`, or `x-request-id`).
    */
   echoHeader?: string | boolean
   /**
-   * Continue the trace of a valid W3C `traceparent` header: `traceId()`
-   * returns its trace id and outgoing calls carry it on. Defaults to
-   * `trustUpstream`, so an untrusted edge starts no trace from a client's header.
-   */
-  traceparent?: boolean
-  /**
-   * Start a trace for each request that continues none (a random trace id,
-   * marked sampled): `traceId()` and logs carry it, and outgoing calls carry
-   * it on in `traceparent`. For edge services without OpenTelemetry. Default false.
-   */
-  startTrace?: boolean
-  /**
-   * The locals taken from a trusted upstream's W3C `baggage` header (needs
-   * `trustUpstream`). Identity-bearing keys are refused unless listed in
-   * `identityKeys` too.
-   */
-  baggage?: InboundBaggageOptions
-  /**
-   * Makes the id of a request that brings none (or an invalid one), instead
-   * of `crypto.randomUUID()`; for example `requestIdFromActiveSpan` of
-   * `request-locals/opentelemetry`. A result that is not a valid id
+   * Makes the id of a request that continues none (no trusted upstream id,
+   * or an invalid one), instead of `crypto.randomUUID()`; it gets the
+   * incoming request (Fastify: the raw `IncomingMessage`, as the id is made
+   * before the Fastify request exists). A result that is not a valid id
    * (1–200 characters of `A-Z a-z 0-9 - _ . : @`) is replaced by a UUID.
    */
-  generate?: () => string
+  generate?: (req: Req) => string
+}
+
+/**
+ * What a request continues from the service that called it: the inbound
+ * counterpart of `propagateRequestLocals`, with the same option names.
+ * Nothing is continued unless `trust` is true.
+ *
+ * @example
+ * // an internal service behind a gateway: continue the caller's id, trace and tenant
+ * await app.register(fastifyRequestLocals, {
+ *   upstream: { trust: true, baggage: { keys: ['tenant'] } }
+ * })
+ */
+export interface UpstreamOptions {
+  /**
+   * Continue what the caller sent: its request id, its W3C `traceparent` and
+   * the `baggage` keys listed. Set it to true only where every caller is one
+   * of your own services (behind a gateway that strips these headers from
+   * outside traffic): any client can send them. Required, so that trusting
+   * is always a decision; with false nothing is continued and the other
+   * keys are only checked (an environment can switch trust alone).
+   */
+  trust: boolean
+  /** The header an upstream's request id arrives in (default `x-request-id`; `false` takes none). */
+  requestIdHeader?: string | false
+  /** Continue the trace of a valid W3C `traceparent` header (default true). */
+  traceparent?: boolean
+  /**
+   * The locals taken from the W3C `baggage` header. Identity-bearing keys
+   * are refused unless listed in `identityKeys` too. A value the
+   * application already set for the request (`defaults`, middleware mounted
+   * before) is never replaced by baggage.
+   */
+  baggage?: InboundBaggageOptions
 }
 
 /** Why an incoming request id was replaced. */
@@ -74,14 +71,14 @@ export type RequestIdRejection = 'duplicated' | 'empty' | 'too-long' | 'invalid-
 
 /** The validated form of {@link RequestIdOptions}, compiled once per server. */
 export interface RequestIdPolicy {
-  /** The lower-case header to accept an id from, or undefined. */
+  /** The lower-case header to accept an id from (a trusted upstream's), or undefined. */
   readonly header: string | undefined
   /** The response header to echo the id in, or undefined. */
   readonly echoHeader: string | undefined
   readonly traceparent: boolean
   readonly startTrace: boolean
   readonly baggage: BaggagePolicy | undefined
-  readonly generate: (() => string) | undefined
+  readonly generate: ((req: never) => string) | undefined
 }
 
 /** The id a request gets, and what the adapter must report about it. */
@@ -120,41 +117,86 @@ function headerName (value: unknown, fallback: string, option: string): string |
   if (value === undefined || value === false) return undefined
   if (value === true) return fallback
   if (typeof value === 'string' && isHttpToken(value)) return value.toLowerCase()
-  throw optionsError(`${option} must be a header name (letters, digits and -), true or false; found ${typeof value === 'string' ? JSON.stringify(value) : describe(value)}. Pass for example 'x-request-id'.`)
+  throw optionsError(`${option} must be a header name (letters, digits and -), true or false; found ${describe(value)}. Pass for example 'x-request-id'.`)
 }
 
-function booleanOption (value: unknown, fallback: boolean, option: string): boolean {
-  if (value === undefined) return fallback
-  if (typeof value !== 'boolean') throw optionsError(`${option} must be a boolean; found ${describe(value)}.`)
-  return value
+const requestIdRenames: Readonly<Record<string, string>> = {
+  trustUpstream: '`requestId.trustUpstream` was renamed to `upstream.trust` in 1.0. Pass { upstream: { trust: true } }.',
+  header: '`requestId.header` was removed in 1.0: an incoming id is read only from a trusted upstream, so a client cannot choose its request id. Pass { upstream: { trust: true, requestIdHeader: \'x-request-id\' } } where every caller is one of your own services, or remove it.',
+  traceparent: '`requestId.traceparent` was renamed to `upstream.traceparent` in 1.0 (continued only with `upstream.trust`). Pass { upstream: { trust: true, traceparent: true } }.',
+  baggage: '`requestId.baggage` was renamed to `upstream.baggage` in 1.0. Pass { upstream: { trust: true, baggage: { keys: [\'tenant\'] } } }.',
+  startTrace: '`requestId.startTrace` was renamed to `startTrace` in 1.0 (a top-level option). Pass { startTrace: true }.'
+}
+
+const upstreamKnown = ['trust', 'requestIdHeader', 'traceparent', 'baggage'] as const
+
+/** The id-related options every adapter takes, as they come in. */
+export interface IdentityOptions {
+  readonly requestId?: unknown
+  readonly upstream?: unknown
+  readonly startTrace?: unknown
 }
 
 /**
- * Validates {@link RequestIdOptions} once, when a server is set up. `where`
- * names the option in messages (e.g. "The request-locals plugin option `requestId`").
+ * Validates the id-related options of an adapter (`requestId`, `upstream`,
+ * `startTrace`) once, when a server is set up; undefined when none is given
+ * (the adapter then keeps its framework's own ids). `where` names the
+ * options object in messages, e.g. "expressRequestLocals(options)".
  */
-export function compileRequestIdPolicy (options: unknown, where: string): RequestIdPolicy {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw optionsError(`${where} must be an object; found ${describe(options)}. Pass for example { header: 'x-request-id', echoHeader: true }.`)
-  }
-  const { header, echoHeader, baggage, generate } = options as RequestIdOptions
-  const trustUpstream = booleanOption((options as RequestIdOptions).trustUpstream, false, `${where}.trustUpstream`)
-  const traceparent = booleanOption((options as RequestIdOptions).traceparent, trustUpstream, `${where}.traceparent`)
-  const startTrace = booleanOption((options as RequestIdOptions).startTrace, false, `${where}.startTrace`)
-  const accepted = headerName(header ?? trustUpstream, DEFAULT_HEADER, `${where}.header`)
-  if (baggage !== undefined && !trustUpstream) {
-    throw optionsError(`${where}.baggage takes locals from incoming headers, which only a trusted upstream may set; found trustUpstream unset. Add trustUpstream: true where every caller is one of your own services, or remove baggage.`)
-  }
+export function compileRequestIdPolicy (options: IdentityOptions, where: string): RequestIdPolicy | undefined {
+  if (options.requestId === undefined && options.upstream === undefined && options.startTrace === undefined) return undefined
+  const requestId = checkOptionsObject<RequestIdOptions>(options.requestId === undefined ? {} : options.requestId, {
+    where: `${where}.requestId`,
+    known: ['echoHeader', 'generate'],
+    example: '{ echoHeader: true }',
+    renamed: requestIdRenames
+  })
+  const startTrace = booleanOption(options.startTrace, false, `${where}.startTrace`)
+  const upstream = options.upstream === undefined ? undefined : compileUpstream(options.upstream, `${where}.upstream`)
+  const { generate } = requestId
   if (generate !== undefined && typeof generate !== 'function') {
-    throw optionsError(`${where}.generate must be a function () => string; found ${describe(generate)}.`)
+    throw optionsError(`${where}.requestId.generate must be a function (req) => string; found ${describe(generate)}. Pass for example (req) => randomUUID().`)
+  }
+  const trusted = upstream?.trust === true
+  const header = trusted ? upstream.requestIdHeader : undefined
+  return {
+    header,
+    echoHeader: headerName(requestId.echoHeader, upstream?.requestIdHeader ?? DEFAULT_HEADER, `${where}.requestId.echoHeader`),
+    traceparent: trusted && upstream.traceparent,
+    startTrace,
+    baggage: trusted ? upstream.baggage : undefined,
+    generate
+  }
+}
+
+interface Upstream {
+  readonly trust: boolean
+  readonly requestIdHeader: string | undefined
+  readonly traceparent: boolean
+  readonly baggage: BaggagePolicy | undefined
+}
+
+function compileUpstream (options: unknown, where: string): Upstream {
+  const upstream = checkOptionsObject<UpstreamOptions>(options, {
+    where,
+    known: upstreamKnown,
+    example: '{ trust: true }'
+  })
+  if (typeof upstream.trust !== 'boolean') {
+    throw optionsError(
+      `${where}.trust must be true or false; found ${describe(upstream.trust)}. ` +
+      'Pass trust: true only where every caller is one of your own services (behind a gateway that strips x-request-id, traceparent and baggage from outside traffic), false otherwise.'
+    )
+  }
+  const requestIdHeader = upstream.requestIdHeader === undefined ? DEFAULT_HEADER : upstream.requestIdHeader
+  if ((requestIdHeader as unknown) === true) {
+    throw optionsError(`${where}.requestIdHeader must be a header name or false; found true. Pass for example 'x-request-id'.`)
   }
   return {
-    header: accepted,
-    echoHeader: headerName(echoHeader, accepted ?? DEFAULT_HEADER, `${where}.echoHeader`),
-    traceparent,
-    startTrace,
-    baggage: baggage === undefined ? undefined : compileBaggagePolicy(baggage, `${where}.baggage`),
-    generate
+    trust: upstream.trust,
+    requestIdHeader: headerName(requestIdHeader, DEFAULT_HEADER, `${where}.requestIdHeader`),
+    traceparent: booleanOption(upstream.traceparent, true, `${where}.traceparent`),
+    baggage: upstream.baggage === undefined ? undefined : compileBaggagePolicy(upstream.baggage, `${where}.baggage`)
   }
 }
 
@@ -167,9 +209,9 @@ export function logReplacedRequestId (log: { debug: (details: object, message: s
   log.debug({ requestIdHeader: policy.header, reason, ...details }, 'request-locals: replaced the incoming request id')
 }
 
-function freshId (policy: RequestIdPolicy): string {
+function freshId (policy: RequestIdPolicy, request: unknown): string {
   if (policy.generate === undefined) return randomUUID()
-  const id = policy.generate()
+  const id = (policy.generate as (req: unknown) => unknown)(request)
   return typeof id === 'string' && validateRequestId(id) === undefined ? id : randomUUID()
 }
 
@@ -177,9 +219,10 @@ function freshId (policy: RequestIdPolicy): string {
  * Decides the id of one incoming request from its raw headers (the flat
  * name/value list of `IncomingMessage.rawHeaders`, which keeps duplicates
  * apart): the accepted header when valid, otherwise a fresh id; and, as the
- * policy allows, the trace and baggage it continues. One pass, no throw.
+ * policy allows, the trace and baggage it continues. One pass; it throws
+ * only what `generate` throws.
  */
-export function resolveRequestId (policy: RequestIdPolicy, rawHeaders: readonly string[]): IncomingRequestId {
+export function resolveRequestId (policy: RequestIdPolicy, rawHeaders: readonly string[], request?: unknown): IncomingRequestId {
   let incoming: string | undefined
   let incomingCount = 0
   let traceparent: string | undefined
@@ -202,19 +245,25 @@ export function resolveRequestId (policy: RequestIdPolicy, rawHeaders: readonly 
   const continued = traceparentCount === 1 ? parseTraceparent(traceparent as string) : undefined
   const trace = continued ?? (policy.startTrace ? startTrace() : undefined)
   const members = baggage === undefined ? undefined : parseBaggage(policy.baggage as BaggagePolicy, baggage)
-  if (incoming === undefined) return { id: freshId(policy), trace, baggage: members, rejected: undefined }
+  if (incoming === undefined) return { id: freshId(policy, request), trace, baggage: members, rejected: undefined }
   const rejected = incomingCount > 1 ? 'duplicated' : validateRequestId(incoming)
-  return { id: rejected === undefined ? incoming : freshId(policy), trace, baggage: members, rejected }
+  return { id: rejected === undefined ? incoming : freshId(policy, request), trace, baggage: members, rejected }
 }
 
 /**
  * Records what a request was given when its scope opened: its id, its trace,
- * and the baggage locals (which replace the `defaults` of the same keys).
+ * and the baggage locals. Baggage only fills locals the application left
+ * unset: a value from `defaults` or from middleware that ran before the
+ * scope opened (Express `res.locals`) was chosen by the application for
+ * this request, and a header never overrides it.
  */
 export function attachIncoming (store: Store, id: string, incoming: IncomingRequestId | undefined): void {
   attachRequestId(store, id, incoming?.trace)
   const members = incoming?.baggage
-  if (members !== undefined) copyStore(store, members)
+  if (members === undefined) return
+  for (const key of Object.keys(members)) {
+    if (store[key] === undefined) store[key] = members[key]
+  }
 }
 
 /**

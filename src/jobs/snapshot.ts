@@ -1,3 +1,4 @@
+import { checkOptionsObject } from '../core/options.js'
 import { describe, invalidArgumentError, invalidSnapshotError, noScopeCallError, notCloneableError } from '../core/errors.js'
 import { copyJsonData } from './json-data.js'
 import { validateRequestId } from '../headers/request-id.js'
@@ -78,10 +79,12 @@ export interface ReopenedIdentity {
 
 function transportOf (options: unknown): 'json' | 'structured-clone' {
   if (options === undefined) return 'json'
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw invalidArgumentError(`snapshotLocals(keys, options) expects options to be an object such as { transport: 'structured-clone' }; found ${describe(options)}.`)
-  }
-  const { transport = 'json' } = options as SnapshotOptions
+  const { transport = 'json' } = checkOptionsObject<SnapshotOptions>(options, {
+    where: 'snapshotLocals(keys, options): options',
+    known: ['transport'],
+    example: "{ transport: 'structured-clone' }",
+    code: 'ERR_REQUEST_LOCALS_INVALID_ARGUMENT'
+  })
   if (transport === 'json' || transport === 'structured-clone') return transport
   throw invalidArgumentError(`snapshotLocals(keys, options) expects options.transport to be 'json' or 'structured-clone'; found ${typeof transport === 'string' ? JSON.stringify(transport) : describe(transport)}.`)
 }

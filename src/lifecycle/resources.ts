@@ -1,3 +1,4 @@
+import { checkOptionsObject } from '../core/options.js'
 import { describe, disposeFailedError, earlyDisposeFailedError, invalidArgumentError, noScopeCallError, scopeEndedError, unwatchedScopeError } from '../core/errors.js'
 import { endScope, endingOf, outcomeSoFar, scopeHasEnded, watchScopeEnd, type ScopeEnding, type ScopeOutcome } from './scope-end.js'
 import { requestOf } from '../core/scope-state.js'
@@ -200,10 +201,12 @@ async function disposeByProtocol (value: unknown): Promise<void> {
 
 function checkOptions (options: unknown): Definition {
   const where = 'defineRequestResource(options)'
-  if (typeof options !== 'object' || options === null) {
-    throw invalidArgumentError(`${where} expects an object { name, create, dispose }; found ${describe(options)}. Pass for example { name: 'db', create: () => pool.connect(), dispose: (client) => client.release() }.`)
-  }
-  const { name, create, dispose } = options as Partial<RequestResourceOptions<unknown>>
+  const { name, create, dispose } = checkOptionsObject<RequestResourceOptions<unknown>>(options, {
+    where,
+    known: ['name', 'create', 'dispose'],
+    example: "{ name: 'db', create: () => pool.connect(), dispose: (client) => client.release() }",
+    code: 'ERR_REQUEST_LOCALS_INVALID_ARGUMENT'
+  })
   if (typeof create !== 'function') {
     throw invalidArgumentError(`${where}: create must be a function that makes the resource; found ${describe(create)}. Pass for example create: () => pool.connect().`)
   }
@@ -214,6 +217,23 @@ function checkOptions (options: unknown): Definition {
     throw invalidArgumentError(`${where}: name must be a string; found ${describe(name)}.`)
   }
   return { name: name ?? 'unnamed', create, dispose: dispose ?? disposeByProtocol }
+}
+
+/**
+ * Ends the resources of `store` now, before its response, with `outcome`;
+ * rejects with ERR_REQUEST_LOCALS_DISPOSE_FAILED when one failed to end
+ * (for a transaction: the commit did not happen). Ending twice does nothing more.
+ */
+export async function endResourcesNow (store: Store, outcome: ScopeOutcome): Promise<void> {
+  const scope = endingOf(store)
+  if (!(scope instanceof ScopeResources)) {
+    // Nothing made yet: mark the scope's resources ended all the same, so
+    // that a later get() is refused instead of outliving the disposal.
+    await endScope(store, outcome)
+    return
+  }
+  const failures = await scope.endNow(outcome)
+  if (failures.length > 0) throw earlyDisposeFailedError(failures.map(({ name }) => name), failures.map(({ error }) => error))
 }
 
 /** Builds defineRequestResource for one storage (the shared one, or an instance's). */
@@ -238,16 +258,7 @@ export function createResourceFunctions (storage: LocalsStorage): ResourceFuncti
   async function endRequestResources (error?: unknown): Promise<void> {
     const store = storage.getStore()
     if (store === undefined) throw noScopeCallError('endRequestResources()', 'Call it from the request\'s own code (a route, a hook such as Fastify\'s onSend), before the response is sent.')
-    const outcome = outcomeSoFar(store, error)
-    const scope = endingOf(store)
-    if (!(scope instanceof ScopeResources)) {
-      // Nothing made yet: mark the scope's resources ended all the same, so
-      // that a later get() is refused instead of outliving the disposal.
-      await endScope(store, outcome)
-      return
-    }
-    const failures = await scope.endNow(outcome)
-    if (failures.length > 0) throw earlyDisposeFailedError(failures.map(({ name }) => name), failures.map(({ error }) => error))
+    await endResourcesNow(store, outcomeSoFar(store, error))
   }
 
   return { defineRequestResource, endRequestResources }

@@ -162,6 +162,16 @@ export function outcomeSoFar (store: Store, error?: unknown): ScopeOutcome {
 }
 
 /**
+ * The outcome of a scope whose resources end as its response is about to be
+ * written with `statusCode`: failed with the recorded error, or when the
+ * status is a 5xx; completed otherwise.
+ */
+export function outcomeBeforeResponse (store: Store, statusCode: number): ScopeOutcome {
+  if (kFailure in store) return failed((store as StoreWithEnd)[kFailure])
+  return statusCode >= 500 ? failed(undefined) : completed
+}
+
+/**
  * Ends a scope now with `outcome`, for an adapter that learns of an ending
  * the response cannot show. Returns the disposal in progress, or undefined
  * when nothing was created in the scope. Ending twice does nothing more.

@@ -1,8 +1,10 @@
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { describe, optionsError } from '../core/errors.js'
-import { attachIncoming, compileRequestIdPolicy, logReplacedRequestId, resolveRequestId, type RequestIdOptions, type RequestIdPolicy } from '../headers/request-id.js'
+import { compileRequestScopeOptions, type RequestScopeOptions, type RequestScopePolicy } from '../adapters/scope-options.js'
+import { attachIncoming, logReplacedRequestId, resolveRequestId, type RequestIdPolicy } from '../headers/request-id.js'
 import { requestClosed, requestOpened } from '../diagnostics/in-flight.js'
+import { endResourcesBeforeHeaders } from './end-before-response.js'
 import { attachRequest, attachResponse } from '../core/scope-state.js'
 import { sharedStorage, type Store } from '../core/storage.js'
 import { kEmit, kStore } from '../core/symbols.js'
@@ -51,26 +53,20 @@ export function requestStore (request: IncomingMessage): Store | undefined {
  * any pino-compatible logger.
  *
  * @example
- * app.use(expressRequestLocals({ requestId: { header: true }, logger: pino() }))
+ * app.use(expressRequestLocals({ upstream: { trust: true }, logger: pino() }))
  */
 export interface DebugLogger {
   debug: (details: object, message: string) => void
 }
 
 /**
- * The request-id part of the Express and node:http adapters' options.
+ * The options of the Express and node:http adapters: the shared
+ * {@link RequestScopeOptions} and where replaced request ids are logged.
  *
  * @example
- * expressRequestLocals({ requestId: { header: 'x-request-id', echoHeader: true }, logger })
+ * expressRequestLocals({ requestId: { echoHeader: true }, logger })
  */
-export interface NodeScopeOptions {
-  /**
-   * The request id policy. Without it, `requestId()` is `req.id` when
-   * something (pino-http) set one, else a `crypto.randomUUID()` made on first
-   * read. With it, every request gets a UUID when its scope opens, or a
-   * validated incoming header when `header` is set.
-   */
-  requestId?: RequestIdOptions
+export interface NodeScopeOptions<Req> extends RequestScopeOptions<Req> {
   /**
    * Where a replaced incoming request id is logged, at debug level (the raw
    * value never is). Defaults to `req.log` when pino-http set one.
@@ -79,20 +75,18 @@ export interface NodeScopeOptions {
 }
 
 /** The validated form of {@link NodeScopeOptions}, compiled once per middleware. */
-export interface NodeScopePolicy {
-  readonly requestId: RequestIdPolicy | undefined
+export interface NodeScopePolicy<Req> extends RequestScopePolicy<Req> {
   readonly logger: DebugLogger | undefined
 }
 
-export function compileNodeScopeOptions (options: NodeScopeOptions, where: string): NodeScopePolicy {
-  const { logger } = options
-  if (logger !== undefined && typeof (logger as Partial<DebugLogger>)?.debug !== 'function') {
-    throw optionsError(`${where} \`logger\` must have a debug(details, message) method, like a pino logger; found ${describe(logger)}.`)
+/** Validates the options of a node:http based adapter, once. */
+export function compileNodeScopeOptions<Req> (options: unknown, where: string): NodeScopePolicy<Req> {
+  const policy = compileRequestScopeOptions<Req>(options, where, ['logger'])
+  const { logger } = options as NodeScopeOptions<Req>
+  if (logger !== undefined && typeof (logger as Partial<DebugLogger> | null)?.debug !== 'function') {
+    throw optionsError(`${where}.logger must have a debug(details, message) method, like a pino logger; found ${describe(logger)}.`)
   }
-  return {
-    requestId: options.requestId === undefined ? undefined : compileRequestIdPolicy(options.requestId, `${where} \`requestId\``),
-    logger
-  }
+  return { ...policy, logger }
 }
 
 /**
@@ -102,15 +96,16 @@ export function compileNodeScopeOptions (options: NodeScopeOptions, where: strin
  * policy, and makes the request's and the response's events run in `store`.
  * The caller then runs its handler chain in `storage.run(store, …)`.
  */
-export function openRequestScope (store: Store, request: IncomingMessage, response: ServerResponse, policy: NodeScopePolicy): void {
+export function openRequestScope (store: Store, request: IncomingMessage, response: ServerResponse, policy: NodeScopePolicy<never>): void {
   attachRequest(store, request)
   attachResponse(store, response)
   if (policy.requestId !== undefined) applyRequestIdPolicy(policy.requestId, policy.logger, store, request, response)
   scopeRequestEvents(store, request, response)
+  if (policy.endResourcesBeforeResponse) endResourcesBeforeHeaders(store, response)
 }
 
 function applyRequestIdPolicy (policy: RequestIdPolicy, logger: DebugLogger | undefined, store: Store, request: IncomingMessage, response: ServerResponse): void {
-  const incoming = resolveRequestId(policy, request.rawHeaders)
+  const incoming = resolveRequestId(policy, request.rawHeaders, request)
   const { id, rejected } = incoming
   attachIncoming(store, id, incoming)
   if (rejected !== undefined) {

@@ -89,7 +89,8 @@ t.test('identity-bearing keys are refused unless opted in per key', async (t) =>
 
 t.test('baggage options are validated with messages that name the option', async (t) => {
   const cases: Array<[unknown, RegExp]> = [
-    [null, /^opt must be an object; found null/],
+    [null, /^opt must be a plain object; found null/],
+    [{ keys: ['tenant'], key: ['plan'] }, /^opt: unknown option `key`; did you mean `keys`\?/],
     [{}, /^opt\.keys must be an array of local names .*found undefined/],
     [{ keys: 'tenant' }, /^opt\.keys must be an array .*found a string/],
     [{ keys: ['ten ant'] }, /^opt\.keys must be an array .*found \["ten ant"\]/],
@@ -105,27 +106,28 @@ t.test('baggage options are validated with messages that name the option', async
 })
 
 // Through every adapter: a trusted service takes the listed keys, typed by
-// parse, over the defaults; forged identity never becomes a local.
+// parse, where the application set none (a default wins); forged identity
+// never becomes a local.
 const baggageOption = { keys: ['tenant', 'quota'] as const, parse: { quota: (value: string) => Number(value) } }
 const forged = {
   baggage: 'tenant=acme,quota=7,user=admin,roles=root',
   'x-user': 'admin'
 }
-interface Seen { tenant: string | undefined, quota: number | null, user: unknown }
-const seen = (): Seen => ({ tenant: requestLocal.tenant, quota: tryGetLocals()?.quota ?? null, user: tryGetLocals()?.user ?? null })
+interface Seen { tenant: string | null, quota: number | null, user: unknown }
+const seen = (): Seen => ({ tenant: requestLocal.tenant ?? null, quota: tryGetLocals()?.quota ?? null, user: tryGetLocals()?.user ?? null })
 
 const starts: Array<[string, () => Promise<number>]> = [
   ['Fastify', async () => {
     const app = Fastify()
     t.teardown(() => app.close())
-    await app.register(fastifyRequestLocals, { defaults: { tenant: 'public' }, requestId: { trustUpstream: true, baggage: baggageOption } })
+    await app.register(fastifyRequestLocals, { defaults: { quota: 1 }, upstream: { trust: true, baggage: baggageOption } })
     app.get('/', async () => seen())
     await app.listen({ port: 0, host: '127.0.0.1' })
     return portOf(app.server)
   }],
   ['Express', async () => {
     const app = express()
-    app.use(expressRequestLocals({ defaults: { tenant: 'public' }, requestId: { trustUpstream: true, baggage: baggageOption } }))
+    app.use(expressRequestLocals({ defaults: { quota: 1 }, upstream: { trust: true, baggage: baggageOption } }))
     app.get('/', (_req, res) => { res.json(seen()) })
     const server = http.createServer(app)
     t.teardown(() => server.close())
@@ -133,7 +135,7 @@ const starts: Array<[string, () => Promise<number>]> = [
     return portOf(server)
   }],
   ['node:http', async () => {
-    const server = http.createServer(withRequestLocals((_req, res) => { res.end(JSON.stringify(seen())) }, { defaults: { tenant: 'public' }, requestId: { trustUpstream: true, baggage: baggageOption } }))
+    const server = http.createServer(withRequestLocals((_req, res) => { res.end(JSON.stringify(seen())) }, { defaults: { quota: 1 }, upstream: { trust: true, baggage: baggageOption } }))
     t.teardown(() => server.close())
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     return portOf(server)
@@ -143,12 +145,12 @@ const starts: Array<[string, () => Promise<number>]> = [
 for (const [name, start] of starts) {
   t.test(`${name}: a trusted upstream's baggage becomes locals; forged identity does not`, async (t) => {
     const port = await start()
-    t.same((await send({ port, headers: forged })).json(), { tenant: 'acme', quota: 7, user: null })
-    t.same((await send({ port })).json(), { tenant: 'public', quota: null, user: null }, 'no baggage: the defaults')
+    t.same((await send({ port, headers: forged })).json(), { tenant: 'acme', quota: 1, user: null }, 'baggage fills tenant; the default quota wins over quota=7')
+    t.same((await send({ port })).json(), { tenant: null, quota: 1, user: null }, 'no baggage: the defaults')
     const oversized = await send({ port, headers: { baggage: `tenant=evil,pad=${'p'.repeat(MAX_BAGGAGE_BYTES)}` } })
     t.equal(oversized.status, 200)
-    t.same(oversized.json(), { tenant: 'public', quota: null, user: null }, 'an oversized header is dropped whole')
+    t.same(oversized.json(), { tenant: null, quota: 1, user: null }, 'an oversized header is dropped whole')
     const malformed = await send({ port, headers: { baggage: 'tenant=%E0%A4%A,quota=9' } })
-    t.same(malformed.json(), { tenant: 'public', quota: 9, user: null }, 'a malformed member is dropped alone')
+    t.same(malformed.json(), { tenant: null, quota: 1, user: null }, 'a malformed member is dropped alone')
   })
 }

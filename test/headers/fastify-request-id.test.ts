@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import http from 'node:http'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
-import fastifyRequestLocals, { type RequestIdOptions } from '../../src/fastify.js'
+import fastifyRequestLocals, { type FastifyRequestLocalsOptions } from '../../src/fastify.js'
 import { requestId, runWithLocals, traceId } from '../../src/index.js'
 import { keepAliveAgent, portOf } from '../helpers/http.js'
 import { captureLogs, type LogLine } from '../helpers/logs.js'
@@ -10,10 +10,10 @@ import { hostileHeaders } from '../helpers/hostile-headers.js'
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 const validTraceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
 
-async function appWith (requestId?: RequestIdOptions): Promise<{ app: FastifyInstance, lines: LogLine[] }> {
+async function appWith (options: FastifyRequestLocalsOptions = {}): Promise<{ app: FastifyInstance, lines: LogLine[] }> {
   const { logger, lines } = captureLogs()
   const app = Fastify({ loggerInstance: logger as FastifyBaseLogger })
-  await app.register(fastifyRequestLocals, requestId === undefined ? {} : { requestId })
+  await app.register(fastifyRequestLocals, options)
   app.get('/', async (request) => ({ requestId: requestId_(), fastifyId: request.id, traceId: traceId() }))
   t.teardown(() => app.close())
   return { app, lines }
@@ -43,7 +43,7 @@ function checkOutcome (t: Test, name: string, values: string[], rejected: string
 
 t.test('the hostile header table, through inject', async (t) => {
   for (const { name, values, rejected } of hostileHeaders) {
-    const { app, lines } = await appWith({ header: true, echoHeader: true })
+    const { app, lines } = await appWith({ upstream: { trust: true }, requestId: { echoHeader: true } })
     const res = await app.inject({ url: '/', headers: { 'x-request-id': values.length === 1 ? values[0] : values } })
     t.equal(res.statusCode, 200, name)
     checkOutcome(t, name, values, rejected, res.json(), res.headers['x-request-id'], lines)
@@ -51,7 +51,7 @@ t.test('the hostile header table, through inject', async (t) => {
 })
 
 t.test('the hostile header table over real keep-alive sockets (every value an HTTP client can send)', async (t) => {
-  const { app, lines } = await appWith({ header: true, echoHeader: true })
+  const { app, lines } = await appWith({ upstream: { trust: true }, requestId: { echoHeader: true } })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const agent = keepAliveAgent(4)
   t.teardown(() => agent.destroy())
@@ -92,7 +92,7 @@ t.test('a numeric request.id (a custom genReqId, pino-http\'s req.id) is read as
 })
 
 t.test('requestId: {} gives UUIDs, ignores incoming ids, echoes nothing', async (t) => {
-  const { app, lines } = await appWith({})
+  const { app, lines } = await appWith({ requestId: {} })
   const res = await app.inject({ url: '/', headers: { 'x-request-id': 'EVIL\r\n' } })
   t.match(res.json().requestId, UUID)
   t.equal(res.headers['x-request-id'], undefined)
@@ -100,7 +100,7 @@ t.test('requestId: {} gives UUIDs, ignores incoming ids, echoes nothing', async 
 })
 
 t.test('a custom echo header, also on errors and 404s', async (t) => {
-  const { app } = await appWith({ header: 'x-correlation-id', echoHeader: 'x-trace-ref' })
+  const { app } = await appWith({ upstream: { trust: true, requestIdHeader: 'x-correlation-id' }, requestId: { echoHeader: 'x-trace-ref' } })
   app.get('/fail', async () => { throw new Error('boom') })
   const fail = await app.inject({ url: '/fail', headers: { 'x-correlation-id': 'corr-1' } })
   t.equal(fail.statusCode, 500)
@@ -110,13 +110,15 @@ t.test('a custom echo header, also on errors and 404s', async (t) => {
   t.equal(missing.headers['x-trace-ref'], 'corr-2')
 })
 
-t.test('an untrusted edge (no trustUpstream, no traceparent: true) continues no incoming trace', async (t) => {
-  const { app } = await appWith({ header: true })
-  t.equal((await app.inject({ url: '/', headers: { traceparent: validTraceparent } })).json().traceId, undefined)
+t.test('an untrusted edge (upstream.trust false) continues no incoming trace and no incoming id', async (t) => {
+  const { app } = await appWith({ upstream: { trust: false } })
+  const res = await app.inject({ url: '/', headers: { traceparent: validTraceparent, 'x-request-id': 'chosen-by-client' } })
+  t.equal(res.json().traceId, undefined)
+  t.match(res.json().requestId, UUID, 'the client does not choose its request id')
 })
 
 t.test('traceId() carries a valid traceparent\'s trace id, never an invalid one', async (t) => {
-  const { app } = await appWith({ traceparent: true })
+  const { app } = await appWith({ upstream: { trust: true } })
   app.get('/nested', async () => runWithLocals({}, () => ({ traceId: traceId(), requestId: requestId() })))
   t.equal((await app.inject({ url: '/', headers: { traceparent: validTraceparent } })).json().traceId, '4bf92f3577b34da6a3ce929d0e0e4736')
   const nested = await app.inject({ url: '/nested', headers: { traceparent: validTraceparent } })
@@ -126,7 +128,7 @@ t.test('traceId() carries a valid traceparent\'s trace id, never an invalid one'
 })
 
 t.test('a child context with its own id generator keeps it', async (t) => {
-  const { app } = await appWith({ header: true })
+  const { app } = await appWith({ upstream: { trust: true } })
   await app.register(async function child (scope) {
     scope.setGenReqId(() => 'from-child')
     scope.get('/child', async () => ({ requestId: requestId(), traceId: traceId() }))
@@ -138,17 +140,17 @@ t.test('a child context with its own id generator keeps it', async (t) => {
 t.test('Fastify\'s own requestIdHeader conflicts with the policy: registration fails', async (t) => {
   const app = Fastify({ requestIdHeader: 'x-request-id' })
   t.teardown(() => app.close())
-  await t.rejects(async () => { await app.register(fastifyRequestLocals, { requestId: { header: true } }) }, {
+  await t.rejects(async () => { await app.register(fastifyRequestLocals, { upstream: { trust: true } }) }, {
     code: 'ERR_REQUEST_LOCALS_OPTIONS',
-    message: /conflicts with Fastify's own requestIdHeader option \(found "x-request-id"\), which accepts any raw header value.*Remove requestIdHeader from Fastify's options and pass \{ requestId: \{ header: "x-request-id" \} \}/
+    message: /conflict with Fastify's own requestIdHeader option \(found "x-request-id"\), which accepts any raw header value.*Remove requestIdHeader from Fastify's options and pass \{ upstream: \{ trust: true, requestIdHeader: "x-request-id" \} \}/
   })
 })
 
 t.test('bad requestId options fail registration', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
-  await t.rejects(async () => { await app.register(fastifyRequestLocals, { requestId: { header: 'bad name' } }) }, {
+  await t.rejects(async () => { await app.register(fastifyRequestLocals, { upstream: { trust: true, requestIdHeader: 'bad name' } }) }, {
     code: 'ERR_REQUEST_LOCALS_OPTIONS',
-    message: /^The request-locals plugin option `requestId`\.header must be a header name/
+    message: /^app\.register\(fastifyRequestLocals, options\)\.upstream\.requestIdHeader must be a header name/
   })
 })

@@ -1,11 +1,14 @@
 import t from 'tap'
-import { compileRequestIdPolicy, resolveRequestId, validateRequestId } from '../../src/headers/request-id.js'
+import { compileRequestIdPolicy, resolveRequestId, validateRequestId, type IdentityOptions, type RequestIdPolicy } from '../../src/headers/request-id.js'
 import { parseTraceparent } from '../../src/headers/trace-context.js'
 import { requestId, runWithLocals, traceId } from '../../src/index.js'
 import { hostileHeaders } from '../helpers/hostile-headers.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
-const accepting = compileRequestIdPolicy({ header: true }, 'test')
+function policyOf (options: IdentityOptions): RequestIdPolicy {
+  return compileRequestIdPolicy(options, 'test') as RequestIdPolicy
+}
+const accepting = policyOf({ upstream: { trust: true } })
 
 t.test('validateRequestId and resolveRequestId: the hostile header table', async (t) => {
   for (const { name, values, rejected } of hostileHeaders) {
@@ -30,15 +33,20 @@ t.test('an absent header gives a fresh UUID without a rejection', async (t) => {
   t.not(first.id, second.id)
 })
 
-t.test('without `header`, incoming ids are never trusted nor reported', async (t) => {
-  const policy = compileRequestIdPolicy({}, 'test')
+t.test('without upstream.trust, incoming ids are never taken nor reported', async (t) => {
+  for (const policy of [policyOf({ requestId: {} }), policyOf({ upstream: { trust: false } })]) {
+    const result = resolveRequestId(policy, ['x-request-id', 'abc', 'x-request-id', 'EVIL\r\n'])
+    t.match(result.id, UUID)
+    t.equal(result.rejected, undefined)
+  }
+  const policy = policyOf({ upstream: { trust: false, requestIdHeader: 'x-request-id' } })
   const result = resolveRequestId(policy, ['x-request-id', 'abc', 'x-request-id', 'EVIL\r\n'])
   t.match(result.id, UUID)
   t.equal(result.rejected, undefined)
 })
 
 t.test('a custom header name matches case-insensitively', async (t) => {
-  const policy = compileRequestIdPolicy({ header: 'X-Correlation-Id' }, 'test')
+  const policy = policyOf({ upstream: { trust: true, requestIdHeader: 'X-Correlation-Id' } })
   t.equal(policy.header, 'x-correlation-id')
   t.equal(resolveRequestId(policy, ['x-CORRELATION-id', 'corr-1']).id, 'corr-1')
   t.match(resolveRequestId(policy, ['x-request-id', 'corr-1']).id, UUID, 'the default name is not read')
@@ -63,38 +71,48 @@ t.test('traceparent: the trace id of a valid header, nothing for an invalid one'
   for (const [value, expected] of cases) t.equal(parseTraceparent(value)?.traceId, expected, JSON.stringify(value))
   t.same(parseTraceparent('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00'), { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', flags: '00' }, 'the flags are kept')
 
-  const policy = compileRequestIdPolicy({ traceparent: true }, 'test')
+  const policy = policyOf({ upstream: { trust: true } })
   t.same(resolveRequestId(policy, ['Traceparent', validTraceparent]).trace, { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', flags: '01' })
   t.equal(resolveRequestId(policy, ['traceparent', validTraceparent, 'traceparent', validTraceparent]).trace, undefined, 'two traceparent headers are ignored')
-  t.equal(resolveRequestId(compileRequestIdPolicy({}, 'test'), ['traceparent', validTraceparent]).trace, undefined, 'not continued by default (an untrusted edge)')
-  t.equal(resolveRequestId(compileRequestIdPolicy({ trustUpstream: true, traceparent: false }, 'test'), ['traceparent', validTraceparent]).trace, undefined, 'traceparent: false')
+  t.equal(resolveRequestId(policyOf({ requestId: {} }), ['traceparent', validTraceparent]).trace, undefined, 'not continued by default (an untrusted edge)')
+  t.equal(resolveRequestId(policyOf({ upstream: { trust: true, traceparent: false } }), ['traceparent', validTraceparent]).trace, undefined, 'traceparent: false')
 })
 
 t.test('options are validated once, with messages that name the option', async (t) => {
   const none = { startTrace: false, baggage: undefined, generate: undefined }
-  t.same(compileRequestIdPolicy({ header: true, echoHeader: true }, 'o'), { header: 'x-request-id', echoHeader: 'x-request-id', traceparent: false, ...none })
-  t.same(compileRequestIdPolicy({ header: 'X-Corr', echoHeader: true, traceparent: true }, 'o'), { header: 'x-corr', echoHeader: 'x-corr', traceparent: true, ...none })
-  t.same(compileRequestIdPolicy({ echoHeader: true, header: false }, 'o'), { header: undefined, echoHeader: 'x-request-id', traceparent: false, ...none })
-  t.same(compileRequestIdPolicy({ echoHeader: 'X-Id', traceparent: false }, 'o'), { header: undefined, echoHeader: 'x-id', traceparent: false, ...none })
-  t.same(compileRequestIdPolicy({ trustUpstream: true }, 'o'), { header: 'x-request-id', echoHeader: undefined, traceparent: true, ...none }, 'trustUpstream: the id header and traceparent')
-  t.same(compileRequestIdPolicy({ trustUpstream: true, header: 'X-Corr', traceparent: false }, 'o'), { header: 'x-corr', echoHeader: undefined, traceparent: false, ...none })
-  t.same(compileRequestIdPolicy({ trustUpstream: true, header: false }, 'o'), { header: undefined, echoHeader: undefined, traceparent: true, ...none })
+  t.equal(compileRequestIdPolicy({}, 'o'), undefined, 'no id option: the framework keeps its own ids')
+  t.same(compileRequestIdPolicy({ upstream: { trust: true }, requestId: { echoHeader: true } }, 'o'), { header: 'x-request-id', echoHeader: 'x-request-id', traceparent: true, ...none })
+  t.same(compileRequestIdPolicy({ upstream: { trust: true, requestIdHeader: 'X-Corr' }, requestId: { echoHeader: true } }, 'o'), { header: 'x-corr', echoHeader: 'x-corr', traceparent: true, ...none })
+  t.same(compileRequestIdPolicy({ upstream: { trust: true, requestIdHeader: false }, requestId: { echoHeader: true } }, 'o'), { header: undefined, echoHeader: 'x-request-id', traceparent: true, ...none })
+  t.same(compileRequestIdPolicy({ requestId: { echoHeader: 'X-Id' } }, 'o'), { header: undefined, echoHeader: 'x-id', traceparent: false, ...none })
+  t.same(compileRequestIdPolicy({ upstream: { trust: true, requestIdHeader: 'X-Corr', traceparent: false } }, 'o'), { header: 'x-corr', echoHeader: undefined, traceparent: false, ...none })
+  t.same(compileRequestIdPolicy({ upstream: { trust: false, requestIdHeader: 'X-Corr', baggage: { keys: ['tenant'] } } }, 'o'), { header: undefined, echoHeader: undefined, traceparent: false, ...none }, 'trust: false continues nothing')
+  t.same(compileRequestIdPolicy({ upstream: { trust: false, requestIdHeader: 'X-Corr' }, requestId: { echoHeader: true } }, 'o')?.echoHeader, 'x-corr', 'echoHeader: true names the upstream header, trusted or not')
   const cases: Array<[unknown, RegExp]> = [
-    ['x-request-id', /^opt must be an object; found a string/],
-    [null, /^opt must be an object; found null/],
-    [[], /found an array/],
-    [{ header: 'x request id' }, /^opt\.header must be a header name .*found "x request id"/],
-    [{ header: 'x-id\r\n' }, /opt\.header must be a header name/],
-    [{ header: 42 }, /opt\.header must be a header name .*found a number/],
-    [{ echoHeader: '' }, /opt\.echoHeader must be a header name .*found ""/],
-    [{ traceparent: 'yes' }, /^opt\.traceparent must be a boolean; found a string/],
-    [{ startTrace: 'yes' }, /^opt\.startTrace must be a boolean; found a string/],
-    [{ trustUpstream: 1 }, /^opt\.trustUpstream must be a boolean; found a number/],
-    [{ baggage: { keys: ['tenant'] } }, /^opt\.baggage takes locals from incoming headers, which only a trusted upstream may set; found trustUpstream unset\. Add trustUpstream: true/],
-    [{ generate: 'uuid' }, /^opt\.generate must be a function \(\) => string; found a string/]
+    [{ requestId: 'x-request-id' }, /^opt\.requestId must be a plain object; found a string/],
+    [{ requestId: null }, /^opt\.requestId must be a plain object; found null/],
+    [{ upstream: [] }, /^opt\.upstream must be a plain object; found an array/],
+    [{ upstream: {} }, /^opt\.upstream\.trust must be true or false; found undefined\. Pass trust: true only where every caller is one of your own services/],
+    [{ upstream: { trust: 'yes' } }, /^opt\.upstream\.trust must be true or false; found a string/],
+    [{ upstream: { trust: true, requestIdHeader: 'x request id' } }, /^opt\.upstream\.requestIdHeader must be a header name .*found a string/],
+    [{ upstream: { trust: true, requestIdHeader: 'x-id\r\n' } }, /opt\.upstream\.requestIdHeader must be a header name/],
+    [{ upstream: { trust: true, requestIdHeader: 42 } }, /opt\.upstream\.requestIdHeader must be a header name .*found a number/],
+    [{ upstream: { trust: true, requestIdHeader: true } }, /opt\.upstream\.requestIdHeader must be a header name or false; found true/],
+    [{ requestId: { echoHeader: '' } }, /opt\.requestId\.echoHeader must be a header name .*found a string/],
+    [{ upstream: { trust: true, traceparent: 'yes' } }, /^opt\.upstream\.traceparent must be true or false; found a string/],
+    [{ startTrace: 'yes' }, /^opt\.startTrace must be true or false; found a string/],
+    [{ requestId: { generate: 'uuid' } }, /^opt\.requestId\.generate must be a function \(req\) => string; found a string/],
+    [{ upstream: { trust: true, origin: 'x' } }, /^opt\.upstream: unknown option `origin`; did you mean `trust`\?/],
+    [{ upstream: { trust: true, traceParent: true } }, /^opt\.upstream: unknown option `traceParent`; did you mean `traceparent`\?/],
+    [{ requestId: { trustUpstream: true } }, /^opt\.requestId: `requestId\.trustUpstream` was renamed to `upstream\.trust` in 1\.0\. Pass \{ upstream: \{ trust: true \} \}\./],
+    [{ requestId: { header: true } }, /^opt\.requestId: `requestId\.header` was removed in 1\.0: an incoming id is read only from a trusted upstream/],
+    [{ requestId: { traceparent: true } }, /`requestId\.traceparent` was renamed to `upstream\.traceparent` in 1\.0/],
+    [{ requestId: { baggage: { keys: ['tenant'] } } }, /`requestId\.baggage` was renamed to `upstream\.baggage` in 1\.0/],
+    [{ requestId: { startTrace: true } }, /`requestId\.startTrace` was renamed to `startTrace` in 1\.0/],
+    [{ requestId: { generator: () => 'x' } }, /^opt\.requestId: unknown option `generator`; did you mean `generate`\?/]
   ]
   for (const [options, message] of cases) {
-    t.throws(() => compileRequestIdPolicy(options, 'opt'), { code: 'ERR_REQUEST_LOCALS_OPTIONS', message }, String(message))
+    t.throws(() => compileRequestIdPolicy(options as IdentityOptions, 'opt'), { code: 'ERR_REQUEST_LOCALS_OPTIONS', message }, String(message))
   }
 })
 
@@ -121,8 +139,11 @@ t.test('requestId() and traceId() outside and inside runWithLocals scopes', asyn
 
 t.test('generate makes the ids of requests that bring none; an unusable result becomes a UUID', async (t) => {
   const made = ['from-generator', 'not safe\r\n', 42 as unknown as string, '']
-  const policy = compileRequestIdPolicy({ header: true, generate: () => made.shift() as string }, 'test')
-  t.equal(resolveRequestId(policy, []).id, 'from-generator')
+  const received: unknown[] = []
+  const policy = policyOf({ upstream: { trust: true }, requestId: { generate: (req: unknown) => { received.push(req); return made.shift() as string } } })
+  const request = { url: '/' }
+  t.equal(resolveRequestId(policy, [], request).id, 'from-generator')
+  t.equal(received[0], request, 'generate gets the incoming request')
   t.match(resolveRequestId(policy, ['x-request-id', 'EVIL id']), { id: UUID, rejected: 'invalid-characters' }, 'an unsafe generated id is not used')
   t.match(resolveRequestId(policy, []).id, UUID, 'nor a number')
   t.match(resolveRequestId(policy, []).id, UUID, 'nor an empty string')
@@ -130,20 +151,20 @@ t.test('generate makes the ids of requests that bring none; an unusable result b
 })
 
 t.test('startTrace: a request that continues no trace starts one', async (t) => {
-  const edge = compileRequestIdPolicy({ startTrace: true }, 'test')
+  const edge = policyOf({ startTrace: true })
   const first = resolveRequestId(edge, ['traceparent', validTraceparent]).trace
   const second = resolveRequestId(edge, []).trace
   t.match(first, { traceId: /^[0-9a-f]{32}$/, flags: '01' })
   t.not(first?.traceId, '4bf92f3577b34da6a3ce929d0e0e4736', 'an untrusted edge does not continue the client\'s trace')
   t.not(first?.traceId, second?.traceId, 'a trace per request')
-  const trusted = compileRequestIdPolicy({ trustUpstream: true, startTrace: true }, 'test')
+  const trusted = policyOf({ upstream: { trust: true }, startTrace: true })
   t.equal(resolveRequestId(trusted, ['traceparent', validTraceparent]).trace?.traceId, '4bf92f3577b34da6a3ce929d0e0e4736', 'a continued trace wins')
   t.match(resolveRequestId(trusted, ['traceparent', 'garbage']).trace, { traceId: /^[0-9a-f]{32}$/, flags: '01' }, 'an invalid one is replaced by a new trace')
 })
 
 t.test('baggage from a trusted upstream: several headers are one list', async (t) => {
-  const policy = compileRequestIdPolicy({ trustUpstream: true, baggage: { keys: ['tenant', 'seen'] } }, 'test')
+  const policy = policyOf({ upstream: { trust: true, baggage: { keys: ['tenant', 'seen'] } } })
   t.same(resolveRequestId(policy, ['baggage', 'tenant=acme', 'Baggage', 'seen=yes,tenant=second']).baggage, { tenant: 'acme', seen: 'yes' })
   t.equal(resolveRequestId(policy, ['x-other', 'tenant=acme']).baggage, undefined, 'no header, no baggage')
-  t.equal(resolveRequestId(compileRequestIdPolicy({ trustUpstream: true }, 'test'), ['baggage', 'tenant=acme']).baggage, undefined, 'without the baggage option, none is read')
+  t.equal(resolveRequestId(policyOf({ upstream: { trust: true } }), ['baggage', 'tenant=acme']).baggage, undefined, 'without the baggage option, none is read')
 })

@@ -22,7 +22,7 @@ t.test('a request\'s snapshot carries its id and trace id; reopened after a JSON
   const { logger: audit, lines: auditLines } = captureLogs({ mixin: logMixin({ locals: ['tenant'] }) })
   const app = Fastify({ loggerInstance: logger })
   t.teardown(() => app.close())
-  await app.register(fastifyRequestLocals, { requestId: { header: true, traceparent: true }, defaults: { tenant: 'acme' } })
+  await app.register(fastifyRequestLocals, { upstream: { trust: true }, defaults: { tenant: 'acme' } })
   const USERS = ['u1', 'u2', 'u3', 'u4']
   const barrier = new Barrier(USERS.length)
   const queued: string[] = []

@@ -3,8 +3,8 @@ import http from 'node:http'
 import express5 from 'express'
 import express4 from 'express4'
 import type { Express } from 'express'
-import { expressRequestLocals, type ExpressRequestLocalsOptions } from '../../src/express.js'
-import { withRequestLocals } from '../../src/http.js'
+import { expressRequestLocals } from '../../src/express.js'
+import { withRequestLocals, type HttpRequestLocalsOptions } from '../../src/http.js'
 import { defineRequestResource, endRequestResources, requestId, traceId, type ScopeOutcome } from '../../src/index.js'
 import { deferred, keepAliveAgent, portOf, send } from '../helpers/http.js'
 import { hostileHeaders } from '../helpers/hostile-headers.js'
@@ -18,7 +18,7 @@ const validTraceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0
 
 type Route = (req: http.IncomingMessage, res: http.ServerResponse) => void | Promise<void>
 
-type Options = Pick<ExpressRequestLocalsOptions, 'requestId' | 'logger'>
+type Options = Pick<HttpRequestLocalsOptions, 'requestId' | 'upstream' | 'logger'>
 
 interface Flavour { name: string, start: (route: Route, options: Options) => Promise<number> }
 
@@ -62,9 +62,9 @@ for (const flavour of flavours) {
     t.equal(plain.json<{ id: string, again: string }>().again, plain.json<{ id: string }>().id, 'stable within the request')
     t.equal(plain.headers['x-request-id'], undefined, 'nothing echoed')
 
-    const untrusted = await flavour.start(route, { requestId: { header: true } })
+    const untrusted = await flavour.start(route, { upstream: { trust: false } })
     t.equal((await send({ port: untrusted, headers: { traceparent: validTraceparent } })).json<{ traceId: null }>().traceId, null, 'an untrusted edge continues no trace')
-    const port = await flavour.start(route, { requestId: { header: true, echoHeader: true, traceparent: true }, logger })
+    const port = await flavour.start(route, { upstream: { trust: true }, requestId: { echoHeader: true }, logger })
     const agent = keepAliveAgent(2)
     t.teardown(() => agent.destroy())
     const sendable = hostileHeaders.filter(({ values }) => values.every((value) => /^[\t\x20-\x7e\x80-\xff]*$/.test(value)))
@@ -128,7 +128,7 @@ for (const flavour of flavours) {
 
 t.test('without a logger option, a replaced id is logged through req.log (as pino-http sets it)', async (t) => {
   const lines: Array<Record<string, unknown>> = []
-  const wrapped = withRequestLocals((_req, res) => reply(res, { id: requestId() }), { requestId: { header: true } })
+  const wrapped = withRequestLocals((_req, res) => reply(res, { id: requestId() }), { upstream: { trust: true } })
   const port = await listen(http.createServer((req, res) => {
     Object.assign(req, { log: { debug: (details: Record<string, unknown>) => { lines.push(details) } } })
     wrapped(req, res)
@@ -136,11 +136,11 @@ t.test('without a logger option, a replaced id is logged through req.log (as pin
   const res = await send({ port, headers: { 'x-request-id': 'bad value' } })
   t.match(res.json(), { id: UUID })
   t.same(lines, [{ requestIdHeader: 'x-request-id', reason: 'invalid-characters', reqId: res.json<{ id: string }>().id }])
-  const silent = await listen(http.createServer(withRequestLocals((_req, res) => reply(res, { id: requestId() }), { requestId: { header: true } })))
+  const silent = await listen(http.createServer(withRequestLocals((_req, res) => reply(res, { id: requestId() }), { upstream: { trust: true } })))
   t.match((await send({ port: silent, headers: { 'x-request-id': 'bad value' } })).json(), { id: UUID }, 'with neither, nothing is logged and nothing throws')
 })
 
 t.test('bad logger and requestId options fail creation with ERR_REQUEST_LOCALS_OPTIONS', async (t) => {
-  t.throws(() => expressRequestLocals({ logger: {} as never }), { code: 'ERR_REQUEST_LOCALS_OPTIONS', message: /`logger` must have a debug\(details, message\) method.*found an instance of Object/ })
-  t.throws(() => withRequestLocals(() => {}, { requestId: 'yes' as never }), { code: 'ERR_REQUEST_LOCALS_OPTIONS', message: /The withRequestLocals option `requestId` must be an object; found a string/ })
+  t.throws(() => expressRequestLocals({ logger: {} as never }), { code: 'ERR_REQUEST_LOCALS_OPTIONS', message: /^expressRequestLocals\(options\)\.logger must have a debug\(details, message\) method.*found an instance of Object/ })
+  t.throws(() => withRequestLocals(() => {}, { requestId: 'yes' as never }), { code: 'ERR_REQUEST_LOCALS_OPTIONS', message: /^withRequestLocals\(handler, options\)\.requestId must be a plain object; found a string/ })
 })

@@ -55,7 +55,7 @@ interface Server { name: string, port: number, ran: () => number }
 
 async function servers (t: Test): Promise<Server[]> {
   const fastify = Fastify()
-  await fastify.register(fastifyRequestLocals, { requestId: { header: true, echoHeader: true } })
+  await fastify.register(fastifyRequestLocals, { upstream: { trust: true }, requestId: { echoHeader: true } })
   let fastifyRan = 0
   fastify.addHook('onRequest', async () => { fastifyRan++ })
   fastify.get('/', async () => ({ id: requestId(), seen: requestLocal.seen ?? null }))
@@ -64,7 +64,7 @@ async function servers (t: Test): Promise<Server[]> {
 
   const app = express5()
   let expressRan = 0
-  app.use(expressRequestLocals({ requestId: { header: true, echoHeader: true } }))
+  app.use(expressRequestLocals({ upstream: { trust: true }, requestId: { echoHeader: true } }))
   app.use((_req, _res, next) => { expressRan++; next() })
   app.get('/', (_req, res) => { res.json({ id: requestId(), seen: requestLocal.seen ?? null }) })
   const server = http.createServer(app)

@@ -25,10 +25,15 @@ const wrongParse: InboundBaggageOptions = { keys: ['tenant'], parse: { tenant: (
 const unknownKey: InboundBaggageOptions = { keys: ['nope'] }
 
 const app = Fastify()
-await app.register(fastifyRequestLocals, { requestId: { trustUpstream: true, startTrace: true, baggage, generate: requestIdFromActiveSpan } })
+await app.register(fastifyRequestLocals, { upstream: { trust: true, baggage }, startTrace: true, requestId: { generate: requestIdFromActiveSpan } })
+await app.register(fastifyRequestLocals, { requestId: { generate: (req) => String(req.headers['x-tenant']) }, endResourcesBeforeResponse: true })
+// @ts-expect-error renamed in 1.0: upstream.trust
+await app.register(fastifyRequestLocals, { requestId: { trustUpstream: true } })
+// @ts-expect-error upstream.trust is required
+await app.register(fastifyRequestLocals, { upstream: { baggage } })
 // @ts-expect-error generate returns a string
 await app.register(fastifyRequestLocals, { requestId: { generate: () => 42 } })
-express().use(expressRequestLocals({ requestId: { trustUpstream: true, baggage: { keys: ['tenant'] } } }))
+express().use(expressRequestLocals({ upstream: { trust: true, baggage: { keys: ['tenant'] } } }))
 
 const mixin: () => Record<string, string> = otelLogMixin({ traceIdKey: 'traceId' })
 pino({ mixin })
