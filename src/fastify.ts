@@ -12,6 +12,7 @@ import { attachIncoming, logReplacedRequestId, resolveRequestId, type IncomingRe
 import { scopeRequestEvents } from './node/request-scope.js'
 import { scopeWebsocketConnections } from './node/websocket.js'
 import type { RequestLocals } from './core/request-locals.js'
+import type { LocalsProxy } from './core/proxy.js'
 import { kIncomingRequestId } from './core/symbols.js'
 
 /**
@@ -49,7 +50,7 @@ type RawWithIncoming = IncomingMessage & { [kIncomingRequestId]?: IncomingReques
 declare module 'fastify' {
   interface FastifyRequest {
     /** This request's locals: the same store `requestLocal` reads and writes. */
-    locals: RequestLocals
+    locals: LocalsProxy<RequestLocals>
   }
 }
 

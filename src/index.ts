@@ -3,6 +3,7 @@ import type { RequestLocals } from './core/request-locals.js'
 import { sharedStorage } from './core/storage.js'
 import type { LocalsSnapshot, LocalsValues, SnapshotOptions } from './jobs/snapshot.js'
 import type { RequestResource, RequestResourceOptions } from './lifecycle/resources.js'
+import type { LocalsProxy } from './core/proxy.js'
 
 export type { RequestLocals } from './core/request-locals.js'
 export { RequestLocalsError, type RequestLocalsErrorCode } from './core/errors.js'
@@ -13,6 +14,7 @@ export { setLocalsDebug } from './diagnostics/debug.js'
 export type { LocalsSnapshot, LocalsValues, SnapshotIdentity, SnapshotOptions } from './jobs/snapshot.js'
 export type { RequestResource, RequestResourceOptions } from './lifecycle/resources.js'
 export type { ScopeOutcome, ScopeStatus } from './lifecycle/scope-end.js'
+export type { LocalsProxy } from './core/proxy.js'
 export type { RequestScopeOptions } from './adapters/scope-options.js'
 export type { RequestIdOptions, UpstreamOptions } from './headers/request-id.js'
 export type { InboundBaggageOptions } from './headers/baggage.js'
@@ -31,7 +33,7 @@ const shared = buildInstance<RequestLocals>(sharedStorage())
  *   return db.notes.findMany({ where: { ownerId: requestLocal.user!.id } })
  * }
  */
-export const requestLocal: RequestLocals = shared.requestLocal
+export const requestLocal: LocalsProxy<RequestLocals> = shared.requestLocal
 
 /**
  * Runs `fn` in a new scope holding `values`, for work outside a request

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
-import { createLocalsProxy } from './proxy.js'
+import { createLocalsProxy, type LocalsProxy } from './proxy.js'
 import { createResourceFunctions, type ResourceFunctions } from '../lifecycle/resources.js'
 import { createScopeFunctions, type ScopeFunctions } from './scope.js'
 import { createSnapshotLocals, type LocalsSnapshot, type SnapshotOptions } from '../jobs/snapshot.js'
@@ -16,7 +16,7 @@ import type { LocalsStorage, Store } from './storage.js'
  */
 export interface RequestLocalsInstance<T extends object> extends ScopeFunctions<T>, ResourceFunctions {
   /** Reads and writes the current scope's values; see `requestLocal`. */
-  readonly requestLocal: T
+  readonly requestLocal: LocalsProxy<T>
   /** Copies chosen keys into plain data for a worker or a job; see `snapshotLocals`. */
   readonly snapshotLocals: <K extends keyof T & string>(keys: readonly K[], options?: SnapshotOptions) => LocalsSnapshot<T, K>
 }

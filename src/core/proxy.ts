@@ -5,6 +5,23 @@ import { copyOwnValues } from './store.js'
 import type { LocalsStorage, Store } from './storage.js'
 
 /**
+ * The type of `requestLocal`: the keys of `T`, where an optional key also
+ * accepts an `undefined` write. Reading an unset key gives `undefined`
+ * anyway, so `requestLocal.user = await authenticate(req)` (a
+ * `User | undefined`) type-checks under `exactOptionalPropertyTypes` too;
+ * a required key still refuses `undefined`.
+ *
+ * @example
+ * declare module 'request-locals' {
+ *   interface RequestLocals { user?: { id: string } }
+ * }
+ * requestLocal.user = undefined   // allowed: user is optional
+ */
+export type LocalsProxy<T extends object> = {
+  [K in keyof T]: {} extends Pick<T, K> ? T[K] | undefined : T[K]
+}
+
+/**
  * Builds the object behind `requestLocal`: every property access is forwarded
  * to the store of the scope current at that moment.
  *
