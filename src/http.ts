@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import { describe, invalidArgumentError, optionsError } from './errors.js'
 import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions } from './node-lifecycle.js'
 import { sharedStorage } from './storage.js'
@@ -11,7 +12,7 @@ import type { RequestLocals } from './index.js'
  * @example
  * withRequestLocals(handler, { defaults: (req) => ({ tenant: String(req.headers['x-tenant'] ?? 'public') }) })
  */
-export interface HttpRequestLocalsOptions<Req extends IncomingMessage = IncomingMessage> extends NodeScopeOptions {
+export interface HttpRequestLocalsOptions<Req extends IncomingMessage | Http2ServerRequest = IncomingMessage> extends NodeScopeOptions {
   /**
    * The values each request starts with: a function called per request, or a
    * plain-data object copied per request (never shared between requests).
@@ -27,6 +28,11 @@ export interface HttpRequestLocalsOptions<Req extends IncomingMessage = Incoming
  * the handler returns. An error thrown by a `defaults` function is thrown by
  * the wrapped handler, as if the handler had thrown it.
  *
+ * It wraps `node:http2`'s compatibility API handlers the same way (type the
+ * handler's parameters as `Http2ServerRequest` and `Http2ServerResponse`),
+ * cleartext or TLS: a request's scope ends when its stream does — finished,
+ * reset by the client, its session destroyed or sent a GOAWAY, timed out.
+ *
  * @example
  * import http from 'node:http'
  * import { withRequestLocals } from 'request-locals/http'
@@ -36,8 +42,24 @@ export interface HttpRequestLocalsOptions<Req extends IncomingMessage = Incoming
  *   requestLocal.user = await auth(req.headers.authorization)
  *   res.end(await greeting())
  * }, { defaults: { tenant: 'public' } }))
+ *
+ * @example
+ * import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2'
+ *
+ * const secure = http2.createSecureServer({ key, cert }, withRequestLocals(async (req: Http2ServerRequest, res: Http2ServerResponse) => {
+ *   requestLocal.user = await auth(req.headers.authorization)
+ *   res.end(await greeting())
+ * }))
  */
 export function withRequestLocals<Req extends IncomingMessage, Res extends ServerResponse, R> (
+  handler: (req: Req, res: Res) => R,
+  options?: HttpRequestLocalsOptions<Req>
+): (req: Req, res: Res) => R
+export function withRequestLocals<Req extends Http2ServerRequest, Res extends Http2ServerResponse, R> (
+  handler: (req: Req, res: Res) => R,
+  options?: HttpRequestLocalsOptions<Req>
+): (req: Req, res: Res) => R
+export function withRequestLocals<Req extends IncomingMessage | Http2ServerRequest, Res extends ServerResponse | Http2ServerResponse, R> (
   handler: (req: Req, res: Res) => R,
   options: HttpRequestLocalsOptions<Req> = {}
 ): (req: Req, res: Res) => R {

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import { describe, optionsError } from './errors.js'
 import { attachIncoming, compileRequestIdPolicy, logReplacedRequestId, resolveRequestId, type RequestIdOptions, type RequestIdPolicy } from './request-id.js'
 import { requestClosed, requestOpened } from './in-flight.js'
-import { attachRequest, attachResponse } from './scope-state.js'
+import { attachRequest, attachResponse, type ScopeRequest, type ScopeResponse } from './scope-state.js'
 import { sharedStorage, type Store } from './storage.js'
 
 // How a node:http request (and so an Express or Connect one) maps onto a
@@ -46,7 +46,7 @@ interface ScopedEmitter {
 }
 
 /** The store a request was opened with, or `undefined` if none was. */
-export function requestStore (request: IncomingMessage): Store | undefined {
+export function requestStore (request: ScopeRequest): Store | undefined {
   return (request as unknown as ScopedEmitter)[kStore]
 }
 
@@ -106,14 +106,14 @@ export function compileNodeScopeOptions (options: NodeScopeOptions, where: strin
  * policy, and makes the request's and the response's events run in `store`.
  * The caller then runs its handler chain in `storage.run(store, …)`.
  */
-export function openRequestScope (store: Store, request: IncomingMessage, response: ServerResponse, policy: NodeScopePolicy): void {
+export function openRequestScope (store: Store, request: ScopeRequest, response: ScopeResponse, policy: NodeScopePolicy): void {
   attachRequest(store, request)
   attachResponse(store, response)
   if (policy.requestId !== undefined) applyRequestIdPolicy(policy.requestId, policy.logger, store, request, response)
   scopeRequestEvents(store, request, response)
 }
 
-function applyRequestIdPolicy (policy: RequestIdPolicy, logger: DebugLogger | undefined, store: Store, request: IncomingMessage, response: ServerResponse): void {
+function applyRequestIdPolicy (policy: RequestIdPolicy, logger: DebugLogger | undefined, store: Store, request: ScopeRequest, response: ScopeResponse): void {
   const incoming = resolveRequestId(policy, request.rawHeaders)
   const { id, rejected } = incoming
   attachIncoming(store, id, incoming)
@@ -128,7 +128,7 @@ function applyRequestIdPolicy (policy: RequestIdPolicy, logger: DebugLogger | un
  * Runs every event of `request` and `response` in `store`, for adapters that
  * attach their own request object to the store (Fastify's raw pair).
  */
-export function scopeRequestEvents (store: Store, request: IncomingMessage, response: ServerResponse): void {
+export function scopeRequestEvents (store: Store, request: ScopeRequest, response: ScopeResponse): void {
   const scopedRequest = request as unknown as ScopedEmitter
   scopedRequest[kStore] = store
   keepOwnEmit(scopedRequest)
@@ -147,13 +147,16 @@ const emit = EventEmitter.prototype.emit
 // `arguments` and Reflect.apply pass the event and its arguments through
 // without building a closure or an array per emission.
 
-function emitRequestEvent (this: ScopedEmitter): boolean {
+// The request emits 'close' exactly once, on every ending: after its
+// response finished, when the client went away, and also for a pipelined
+// request still queued behind others when its connection is cut (its
+// response then never emits anything), and for an HTTP/2 stream however it
+// closed. So the count of requests in flight is kept here, not on the response.
+function emitRequestEvent (this: ScopedEmitter, event: string | symbol): boolean {
+  if (event === 'close') requestClosed()
   return storage.run(this[kStore] as Store, Reflect.apply, this[kEmit] ?? emit, this, arguments) as boolean
 }
 
-// The response emits 'close' exactly once per request, after 'finish' or when
-// the client went away first: the point where the request's scope ends.
-function emitResponseEvent (this: ScopedEmitter & { req: ScopedEmitter }, event: string | symbol): boolean {
-  if (event === 'close') requestClosed()
+function emitResponseEvent (this: ScopedEmitter & { req: ScopedEmitter }): boolean {
   return storage.run(this.req[kStore] as Store, Reflect.apply, this[kEmit] ?? emit, this, arguments) as boolean
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import type { ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import type { Store } from './storage.js'
 import type { TraceContext } from './trace-context.js'
 
@@ -23,9 +24,19 @@ export const kTrace = Symbol.for('request-locals.trace')
 /** The fields added by addLogBindings(), replaced (never mutated) on each add. */
 export const kLogBindings = Symbol.for('request-locals.log-bindings')
 
+/** A request of a node:http or node:http2 (compatibility API) server. */
+export type ScopeRequest = IncomingMessage | Http2ServerRequest
+
+/**
+ * The response a request scope serves: node:http's, or node:http2's
+ * compatibility API's (which Fastify's http2 mode uses). Its 'close' ends
+ * the scope on both transports.
+ */
+export type ScopeResponse = ServerResponse | Http2ServerResponse
+
 type StoreWithState = Store & {
   [kRequest]?: unknown
-  [kResponse]?: ServerResponse
+  [kResponse]?: ScopeResponse
   [kRequestId]?: string
   [kTrace]?: TraceContext
   [kLogBindings]?: Readonly<Record<string, unknown>>
@@ -47,7 +58,7 @@ export function attachRequest (store: Store, request: unknown): void {
  * attachResponse(store, res)
  * storage.run(store, next)
  */
-export function attachResponse (store: Store, response: ServerResponse): void {
+export function attachResponse (store: Store, response: ScopeResponse): void {
   (store as StoreWithState)[kResponse] = response
 }
 
@@ -57,7 +68,7 @@ export function requestOf (store: Store): unknown {
 }
 
 /** The node:http response a store serves, if an adapter attached one. */
-export function responseOf (store: Store): ServerResponse | undefined {
+export function responseOf (store: Store): ScopeResponse | undefined {
   return (store as StoreWithState)[kResponse]
 }
 
