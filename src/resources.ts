@@ -1,6 +1,7 @@
-import { RequestLocalsError, describe, disposeFailedError, disposeTimeoutError, earlyDisposeFailedError, invalidArgumentError, noScopeCallError, optionsError, scopeEndedError, unwatchedScopeError } from './errors.js'
+import { describe, disposeFailedError, disposeTimeoutError, earlyDisposeFailedError, invalidArgumentError, noScopeCallError, optionsError, scopeEndedError, unwatchedScopeError } from './errors.js'
 import { endScope, endingOf, outcomeSoFar, scopeHasEnded, watchScopeEnd, type ScopeEnding, type ScopeOutcome } from './scope-end.js'
 import { requestOf } from './scope-state.js'
+import type { RequestLocalsError } from './errors.js'
 import type { LocalsStorage, Store } from './storage.js'
 
 /**
@@ -36,7 +37,7 @@ export interface RequestResourceOptions<T> {
 }
 
 /** How long the end of a scope waits for one resource's create or dispose, unless `disposeTimeout` says otherwise. */
-export const DEFAULT_DISPOSE_TIMEOUT = 10_000
+const DEFAULT_DISPOSE_TIMEOUT = 10_000
 
 /**
  * A per-request resource: made on the first `get()` of a scope, shared by
@@ -79,6 +80,8 @@ interface Definition {
 interface Failure {
   readonly name: string
   readonly error: unknown
+  /** Set when the failure is the library's own timeout, reported as itself. */
+  readonly timedOut?: boolean
 }
 
 interface Created {
@@ -163,7 +166,7 @@ class ScopeResources implements ScopeEnding {
   end (outcome: ScopeOutcome): Promise<void> {
     const first = this.#disposal === undefined
     return this.#finish(outcome).then((failures) => {
-      if (first) for (const { name, error } of failures) reportDisposeFailure(this.#store, name, error)
+      if (first) for (const failure of failures) reportDisposeFailure(this.#store, failure)
     })
   }
 
@@ -184,22 +187,22 @@ class ScopeResources implements ScopeEnding {
       const bound = Math.max(...waiting.map(({ disposeTimeout }) => disposeTimeout))
       const timedOut = await settleWithin(settled, bound)
       if (timedOut) {
-        for (const definition of this.#creating) failures.push({ name: definition.name, error: disposeTimeoutError(definition.name, 'create', bound) })
+        for (const definition of this.#creating) failures.push({ name: definition.name, error: disposeTimeoutError(definition.name, 'create', bound), timedOut: true })
       }
     }
     this.#lateOnes = outcome
     for (let i = this.#created.length - 1; i >= 0; i--) {
       const { definition, value } = this.#created[i]
-      const error = await disposeWithin(definition, value, outcome)
-      if (error !== undefined) failures.push({ name: definition.name, error: error.cause })
+      const failure = await disposeWithin(definition, value, outcome)
+      if (failure !== undefined) failures.push(failure)
     }
     return failures
   }
 
   // A value whose creation outlived the wait: its failure can only be logged.
   async #disposeLate (definition: Definition, value: unknown, outcome: ScopeOutcome): Promise<void> {
-    const error = await this.#storage.run(this.#store, disposeWithin, definition, value, outcome)
-    if (error !== undefined) reportDisposeFailure(this.#store, definition.name, error.cause)
+    const failure = await this.#storage.run(this.#store, disposeWithin, definition, value, outcome)
+    if (failure !== undefined) reportDisposeFailure(this.#store, failure)
   }
 }
 
@@ -218,20 +221,21 @@ function settleWithin (work: Promise<unknown>, ms: number): Promise<boolean> {
   })
 }
 
-// Runs one dispose within its bound; resolves with { cause } when it threw,
+// Runs one dispose within its bound; resolves with the failure when it threw,
 // rejected (with any value at all) or did not settle in time.
-async function disposeWithin (definition: Definition, value: unknown, outcome: ScopeOutcome): Promise<{ cause: unknown } | undefined> {
+async function disposeWithin (definition: Definition, value: unknown, outcome: ScopeOutcome): Promise<Failure | undefined> {
+  const { name, disposeTimeout } = definition
   let disposing: unknown
   try {
     disposing = definition.dispose(value, outcome)
   } catch (error) {
-    return { cause: error }
+    return { name, error }
   }
   // A synchronous dispose needs no timer.
   if (!isThenable(disposing)) return undefined
-  let failure: { cause: unknown } | undefined
-  const settled = Promise.resolve(disposing).then(undefined, (error: unknown) => { failure = { cause: error } })
-  if (await settleWithin(settled, definition.disposeTimeout)) return { cause: disposeTimeoutError(definition.name, 'dispose', definition.disposeTimeout) }
+  let failure: Failure | undefined
+  const settled = Promise.resolve(disposing).then(undefined, (error: unknown) => { failure = { name, error } })
+  if (await settleWithin(settled, disposeTimeout)) return { name, error: disposeTimeoutError(name, 'dispose', disposeTimeout), timedOut: true }
   return failure
 }
 
@@ -249,10 +253,10 @@ function loggerOf (request: unknown): Logger | undefined {
 // Through the request's logger when it has one (Fastify's request.log,
 // pino-http's req.log), so the failure carries the request id; otherwise as
 // a process warning, which applications can route with process.on('warning').
-function reportDisposeFailure (store: Store, name: string, cause: unknown): void {
+function reportDisposeFailure (store: Store, { name, error: cause, timedOut }: Failure): void {
   // A timeout is reported as itself; anything else thrown or rejected (of
-  // any type at all) is wrapped, without ever being converted to a string.
-  const error = isTimeout(cause) ? cause : disposeFailedError(name, cause)
+  // any type at all) is wrapped, and never converted to a string unguarded.
+  const error = timedOut === true ? cause as RequestLocalsError : disposeFailedError(name, cause)
   try {
     const logger = loggerOf(requestOf(store))
     if (logger !== undefined) {
@@ -265,9 +269,6 @@ function reportDisposeFailure (store: Store, name: string, cause: unknown): void
   process.emitWarning(error)
 }
 
-function isTimeout (cause: unknown): cause is RequestLocalsError {
-  return cause instanceof RequestLocalsError && cause.code === 'ERR_REQUEST_LOCALS_DISPOSE_TIMEOUT'
-}
 
 async function disposeByProtocol (value: unknown): Promise<void> {
   if ((typeof value !== 'object' && typeof value !== 'function') || value === null) return
