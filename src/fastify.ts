@@ -165,6 +165,15 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
       enterRequestScope(request, next)
     })
   }
+  // Over HTTP/2, Node emits the response's 'finish', which runs onResponse,
+  // from the stream's 'close', in the session's context: the hooks would run
+  // outside the scope (on HTTP/1 the write callback that emits it carries the
+  // request's). Added only on an http2 instance, so HTTP/1 pays nothing.
+  if (fastify.initialConfig.http2 === true && !scopeRaw) {
+    fastify.addHook('onResponse', function enterScopeOnResponse (request: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
+      enterRequestScope(request, next)
+    })
+  }
   // Runs only when a request fails, so successful requests pay nothing; it
   // makes the resources' outcome 'failed' with the error that was thrown.
   fastify.addHook('onError', function recordRequestError (request: FastifyRequest, _reply: FastifyReply, error: Error, next: HookHandlerDoneFunction) {

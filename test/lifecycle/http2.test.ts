@@ -208,3 +208,21 @@ for (const kind of ['node:http2', 'fastify'] as const) {
     })
   }
 }
+
+t.test('fastify over HTTP/2: onResponse hooks run in their own request\'s scope', async (t) => {
+  const app = Fastify({ http2: true } as never)
+  await app.register(fastifyRequestLocals, { defaults: (req) => ({ seen: String(req.headers['x-id']) }) })
+  const seen = new Map<string, string>()
+  const all = deferred()
+  app.addHook('onResponse', async (request) => {
+    seen.set(String(request.headers['x-id']), requestLocal.seen ?? 'none')
+    if (seen.size === 20) all.resolve()
+  })
+  app.get('/', async () => 'ok')
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const client = await session(t, portOf(app.server), false)
+  await Promise.all(Array.from({ length: 20 }, (_, i) => request(client, { 'x-id': `r-${i}` })))
+  await all.promise
+  t.same([...seen].filter(([id, local]) => id !== local), [])
+})
