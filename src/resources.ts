@@ -269,7 +269,6 @@ function reportDisposeFailure (store: Store, { name, error: cause, timedOut }: F
   process.emitWarning(error)
 }
 
-
 async function disposeByProtocol (value: unknown): Promise<void> {
   if ((typeof value !== 'object' && typeof value !== 'function') || value === null) return
   const { [Symbol.asyncDispose]: asyncDispose, [Symbol.dispose]: dispose } = value as Partial<AsyncDisposable & Disposable>

@@ -97,8 +97,8 @@ function responseIsOver (response: ScopeResponse): boolean {
 // uses too) is over when its stream is: reset by the client, its session
 // destroyed or sent a GOAWAY, timed out. The response itself has no
 // `destroyed`, and emits 'close' (and 'finish') from the stream's 'close'.
-function streamOf (response: ScopeResponse): { destroyed: boolean, rstCode?: number } | undefined {
-  return (response as { stream?: { destroyed: boolean, rstCode?: number } }).stream
+function streamOf (response: ScopeResponse): { destroyed: boolean } | undefined {
+  return (response as { stream?: { destroyed: boolean } }).stream
 }
 
 // A pipelined HTTP/1 response waits for the ones before it on the connection
@@ -152,11 +152,9 @@ function responseOutcome (store: Store, response: ScopeResponse): ScopeOutcome {
   // A request whose connection closed before its response was done is
   // aborted even if the application then ended a response (a body parser's
   // 400 for a cut-off body): nobody received it. Node sets `aborted` on the
-  // request it destroys when that happens; an HTTP/2 stream that did not
-  // close cleanly carries its reset code.
+  // request it destroys when that happens (on HTTP/2, on a stream reset
+  // before its response ended).
   if (!response.writableEnded || response.req.aborted) return aborted
-  const rstCode = streamOf(response)?.rstCode
-  if (rstCode !== undefined && rstCode !== 0) return aborted
   return response.statusCode >= 500 ? failed(undefined) : completed
 }
 

@@ -1,5 +1,6 @@
 import type { AsyncLocalStorage } from 'node:async_hooks'
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
+import http2 from 'node:http2'
 import Fastify, { type FastifyRequest } from 'fastify'
 import express5 from 'express'
 import express4 from 'express4'
@@ -80,43 +81,49 @@ function recordParsedIn (req: IncomingMessage & { parsedIn?: string }): void {
 function watchClose (spec: AppSpec, req: IncomingMessage, res: ServerResponse): void {
   if (spec.onClose === undefined) return
   const onClose = spec.onClose
-  res.on('close', () => onClose(req.headers, res.writableFinished))
+  // writableEnded too: an HTTP/2 response reports writableFinished once its
+  // stream closed, even when the client reset it.
+  res.on('close', () => onClose(req.headers, res.writableEnded && res.writableFinished))
 }
 
-const fastify: Adapter = {
-  name: 'fastify',
-  async start (spec) {
-    const app = Fastify()
-    if (spec.trace !== undefined) {
-      const trace = spec.trace
-      app.addHook('onRequest', (request, _reply, done) => { trace.run(traceOf(request.headers), done) })
-    }
-    // Registered before the plugin, so it runs outside the scope.
-    app.addHook('onRequest', async (request, reply) => {
-      if (request.url === '/outside') return reply.send(spec.outside?.())
-    })
-    // scopeRawEvents: the raw request's events (a parser's chunks, a client's
-    // disconnect) run in the scope, as they do in the node:http adapters.
-    await app.register(fastifyRequestLocals, { defaults: spec.defaults as never, scopeRawEvents: true })
-    app.addHook('onRequest', async (request, reply) => {
-      watchClose(spec, request.raw, reply.raw)
-      await spec.enter?.(request.headers)
-    })
-    app.addContentTypeParser('application/json', { parseAs: 'string' }, (request: FastifyRequest & { parsedIn?: string }, body, done) => {
-      request.parsedIn = currentUser()
-      try {
-        done(null, JSON.parse(body as string))
-      } catch (err) {
-        done(err as Error)
+const fastify: Adapter = fastifyOn('fastify', {})
+
+function fastifyOn (name: string, options: object): Adapter {
+  return {
+    name,
+    async start (spec) {
+      const app = Fastify(options)
+      if (spec.trace !== undefined) {
+        const trace = spec.trace
+        app.addHook('onRequest', (request, _reply, done) => { trace.run(traceOf(request.headers), done) })
       }
-    })
-    app.setErrorHandler(async (err, _request, reply) => reply.code(500).send(errorBody(spec, err)))
-    const route = async (request: FastifyRequest & { parsedIn?: string }) =>
-      spec.handle({ headers: request.headers, body: request.body ?? null, parsedIn: request.parsedIn ?? 'unparsed' })
-    app.get('/', route)
-    app.post('/', route)
-    await app.listen({ port: 0, host: '127.0.0.1' })
-    return { port: portOf(app.server), close: () => app.close() }
+      // Registered before the plugin, so it runs outside the scope.
+      app.addHook('onRequest', async (request, reply) => {
+        if (request.url === '/outside') return reply.send(spec.outside?.())
+      })
+      // scopeRawEvents: the raw request's events (a parser's chunks, a client's
+      // disconnect) run in the scope, as they do in the node:http adapters.
+      await app.register(fastifyRequestLocals, { defaults: spec.defaults as never, scopeRawEvents: true })
+      app.addHook('onRequest', async (request, reply) => {
+        watchClose(spec, request.raw, reply.raw)
+        await spec.enter?.(request.headers)
+      })
+      app.addContentTypeParser('application/json', { parseAs: 'string' }, (request: FastifyRequest & { parsedIn?: string }, body, done) => {
+        request.parsedIn = currentUser()
+        try {
+          done(null, JSON.parse(body as string))
+        } catch (err) {
+          done(err as Error)
+        }
+      })
+      app.setErrorHandler(async (err, _request, reply) => reply.code(500).send(errorBody(spec, err)))
+      const route = async (request: FastifyRequest & { parsedIn?: string }) =>
+        spec.handle({ headers: request.headers, body: request.body ?? null, parsedIn: request.parsedIn ?? 'unparsed' })
+      app.get('/', route)
+      app.post('/', route)
+      await app.listen({ port: 0, host: '127.0.0.1' })
+      return { port: portOf(app.server as http.Server), close: () => app.close() }
+    }
   }
 }
 
@@ -177,29 +184,97 @@ function readJson (req: IncomingMessage): Promise<unknown> {
 const nodeHttp: Adapter = {
   name: 'node:http',
   async start (spec) {
-    const scoped = withRequestLocals(async (req: IncomingMessage & { parsedIn?: string }, res: ServerResponse) => {
-      watchClose(spec, req, res)
-      recordParsedIn(req)
-      try {
-        await spec.enter?.(req.headers)
-        const body = await readJson(req)
-        sendJson(res, 200, await spec.handle({ headers: req.headers, body, parsedIn: req.parsedIn ?? 'unparsed' }))
-      } catch (err) {
-        sendJson(res, 500, errorBody(spec, err))
-      }
-    }, { defaults: spec.defaults as never })
-    const server = http.createServer((req, res) => {
-      if (req.url === '/outside') {
-        sendJson(res, 200, spec.outside?.())
-        return
-      }
-      if (spec.trace === undefined) {
-        void scoped(req, res)
-        return
-      }
-      void spec.trace.run(traceOf(req.headers), scoped, req, res)
+    return listen(http.createServer(nodeHandler(spec)))
+  }
+}
+
+// The node:http application; node:http2's compatibility API runs it as is.
+function nodeHandler (spec: AppSpec): (req: IncomingMessage, res: ServerResponse) => void {
+  const scoped = withRequestLocals(async (req: IncomingMessage & { parsedIn?: string }, res: ServerResponse) => {
+    watchClose(spec, req, res)
+    recordParsedIn(req)
+    try {
+      await spec.enter?.(req.headers)
+      const body = await readJson(req)
+      sendJson(res, 200, await spec.handle({ headers: req.headers, body, parsedIn: req.parsedIn ?? 'unparsed' }))
+    } catch (err) {
+      sendJson(res, 500, errorBody(spec, err))
+    }
+  }, { defaults: spec.defaults as never })
+  return (req, res) => {
+    if (req.url === '/outside') {
+      sendJson(res, 200, spec.outside?.())
+      return
+    }
+    if (spec.trace === undefined) {
+      void scoped(req, res)
+      return
+    }
+    void spec.trace.run(traceOf(req.headers), scoped, req, res)
+  }
+}
+
+// HTTP/2 targets. The cases speak HTTP/1 (their client is node:http), so an
+// HTTP/2 server is reached through a gateway in front of it that forwards
+// each HTTP/1 request as a stream over a few HTTP/2 sessions, body chunks as
+// they arrive, and resets the stream (RST_STREAM) when its HTTP/1 client goes
+// away. Everything the cases check happens on the HTTP/2 server.
+const hopByHop = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'host', 'te'])
+
+function forwardable (headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => !hopByHop.has(name) && !name.startsWith(':')))
+}
+
+async function throughHttp2Gateway (h2Port: number, closeTarget: () => Promise<void>): Promise<{ port: number, close: () => Promise<void> }> {
+  const sessions = await Promise.all(Array.from({ length: 4 }, () => new Promise<http2.ClientHttp2Session>((resolve, reject) => {
+    const session = http2.connect(`http://127.0.0.1:${h2Port}`)
+    session.once('connect', () => resolve(session))
+    session.once('error', reject)
+  })))
+  let next = 0
+  const gateway = http.createServer((req, res) => {
+    const stream = sessions[next++ % sessions.length].request({ ':method': req.method, ':path': req.url, ...forwardable(req.headers) }, { endStream: false })
+    stream.on('error', () => { res.destroy() })
+    stream.on('response', (headers) => {
+      res.writeHead(Number(headers[':status']), forwardable(headers))
+      stream.pipe(res)
     })
-    return listen(server)
+    req.pipe(stream)
+    res.on('close', () => { if (!res.writableFinished && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL) })
+  })
+  const { port, close } = await listen(gateway)
+  return {
+    port,
+    close: async () => {
+      await close()
+      for (const session of sessions) session.destroy()
+      await closeTarget()
+    }
+  }
+}
+
+function listenHttp2 (server: http2.Http2Server): Promise<{ port: number, close: () => Promise<void> }> {
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => resolve({
+      port: portOf(server as unknown as http.Server),
+      close: () => new Promise<void>((resolve) => { server.close(() => resolve()) })
+    }))
+  })
+}
+
+const nodeHttp2: Adapter = {
+  name: 'node:http2',
+  async start (spec) {
+    const target = await listenHttp2(http2.createServer(nodeHandler(spec) as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void))
+    return throughHttp2Gateway(target.port, target.close)
+  }
+}
+
+const fastifyHttp2: Adapter = {
+  name: 'fastify (HTTP/2)',
+  async start (spec) {
+    const target = await fastifyOn('fastify (HTTP/2)', { http2: true }).start(spec)
+    return throughHttp2Gateway(target.port, target.close)
   }
 }
 
@@ -208,5 +283,7 @@ export const adapters: Record<string, Adapter> = {
   fastify,
   express5: expressAdapter('express 5', express5),
   express4: expressAdapter('express 4', express4 as unknown as typeof express5),
-  nodeHttp
+  nodeHttp,
+  nodeHttp2,
+  fastifyHttp2
 }

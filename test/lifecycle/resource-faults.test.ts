@@ -107,7 +107,12 @@ t.test('disposeTimeout is validated when the resource is defined', async (t) => 
   for (const bad of [0, -1, 1.5, NaN, 2 ** 31, '100', null]) {
     t.throws(() => defineRequestResource({ create: () => 1, disposeTimeout: bad as number }), { code: 'ERR_REQUEST_LOCALS_OPTIONS', message: /disposeTimeout must be a whole number of milliseconds/ }, String(bad))
   }
-  t.doesNotThrow(() => defineRequestResource({ create: () => 1, disposeTimeout: Infinity }))
+  // Infinity waits for ever: a slow dispose is awaited, never reported.
+  const settled = deferred()
+  const patient = defineRequestResource({ name: 'patient', disposeTimeout: Infinity, create: () => 1, dispose: () => new Promise<void>((resolve) => setImmediate(resolve)).then(() => settled.resolve()) })
+  await runWithLocals({}, () => patient.get())
+  await settled.promise
+  t.pass('a dispose without a bound is awaited')
 })
 
 function serve (t: Test, handler: http.RequestListener): Promise<number> {
@@ -159,6 +164,18 @@ t.test('a creation that settles after the wait is disposed when it arrives, and 
   made.resolve('late')
   t.same(await disposed.promise, ['late', 'completed'])
   await t.rejects(getting, { code: 'ERR_REQUEST_LOCALS_SCOPE_ENDED' })
+
+  // Its dispose failing then can only be reported.
+  const madeToo = deferred<string>()
+  const failing = defineRequestResource({ name: 'late-failing', disposeTimeout: 20, create: () => madeToo.promise, dispose: () => Promise.reject(Symbol('late')) })
+  const timedOutToo = nextWarning('ERR_REQUEST_LOCALS_DISPOSE_TIMEOUT')
+  let gettingToo!: Promise<string>
+  await runWithLocals({}, () => { gettingToo = failing.get() })
+  await timedOutToo
+  const failed = nextWarning('ERR_REQUEST_LOCALS_DISPOSE_FAILED')
+  madeToo.resolve('late')
+  t.match(await failed, { message: /"late-failing" failed: Symbol\(late\)/ })
+  await t.rejects(gettingToo, { code: 'ERR_REQUEST_LOCALS_SCOPE_ENDED' })
 })
 
 // Requests written back to back on one connection, before any answer.
