@@ -8,6 +8,7 @@
 // answer sent in two parts with a pause between them. A share of requests is
 // aborted by the client: mid-body (after the first chunk), while the server
 // works (before any answer), or mid-response (after the first part).
+import { readFileSync } from 'node:fs'
 import { Pool } from 'undici'
 import { seededRandom } from './random.mjs'
 
@@ -50,14 +51,25 @@ export class Load {
   #maxDelay
   #abortShare
   #next = 0
+  #closing
   tally = emptyTally()
 
   /**
    * `tag` makes users unique across runs; `maxDelay` bounds the pauses in ms;
    * `abortShare` is the share of requests the client aborts.
    */
-  constructor ({ port, connections, seed, tag, maxDelay, abortShare }) {
-    this.#pool = new Pool(`http://127.0.0.1:${port}`, { connections, pipelining: 1 })
+  constructor ({ port, connections, seed, tag, maxDelay, abortShare, transport = 'h1', sessions = 4 }) {
+    // HTTP/2: the same `connections` requests in flight, as streams
+    // multiplexed over a few TLS sessions.
+    this.#pool = transport === 'h2'
+      ? new Pool(`https://localhost:${port}`, {
+        connections: sessions,
+        allowH2: true,
+        maxConcurrentStreams: Math.ceil(connections / sessions),
+        pipelining: Math.ceil(connections / sessions),
+        connect: { ca: readFileSync(new URL('../test/fixtures/tls/localhost-cert.pem', import.meta.url)), servername: 'localhost' }
+      })
+      : new Pool(`http://127.0.0.1:${port}`, { connections, pipelining: 1 })
     this.connections = connections
     this.#random = seededRandom(seed)
     this.#tag = tag
@@ -74,8 +86,10 @@ export class Load {
     await Promise.all(Array.from({ length: this.connections }, worker))
   }
 
+  // Idempotent: an HTTP/2 run closes its sessions before the final count.
   close () {
-    return this.#pool.close()
+    this.#closing ??= this.#pool.close()
+    return this.#closing
   }
 
   #delay () {

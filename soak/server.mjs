@@ -6,13 +6,13 @@
 // CPU time it has used. It exits when the parent goes away.
 import { counters, configure, quiet } from './service.mjs'
 
-const [framework, seed, maxDelay] = process.argv.slice(2)
+const [framework, seed, maxDelay, transport = 'h1'] = process.argv.slice(2)
 if (framework !== 'fastify' && framework !== 'express') {
   throw new Error(`Unknown soak server ${JSON.stringify(framework)}: expected fastify or express.`)
 }
 configure({ seed: Number(seed), maxDelay: Number(maxDelay) })
 const { build, listen } = await import(`./${framework}-app.mjs`)
-const port = await listen(await build())
+const port = await listen(await build({ transport }))
 
 // How long 'stats' waits for aborted requests' service calls to finish.
 const quietTimeoutMs = 10000

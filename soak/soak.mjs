@@ -19,12 +19,12 @@ function ask (server, question, answer) {
 export async function soakOne (node, framework, options, log) {
   // Not pinned: the runs of both servers share the machine's cores, and the
   // soak checks isolation, not speed.
-  const server = await startServer(node.bin, framework, ['--expose-gc'], { script: serverScript, args: [String(options.seed), String(options.maxDelay)], pin: false })
+  const server = await startServer(node.bin, framework, ['--expose-gc'], { script: serverScript, args: [String(options.seed), String(options.maxDelay), options.transport], pin: false })
   let crashed
   server.exited.then((code) => { crashed ??= `exited with code ${code}` })
-  const load = new Load({ port: server.port, connections: options.connections, seed: options.seed, tag: `${framework}-${node.version}`, maxDelay: options.maxDelay, abortShare: options.abortShare })
+  const load = new Load({ port: server.port, connections: options.connections, seed: options.seed, tag: `${framework}-${node.version}`, maxDelay: options.maxDelay, abortShare: options.abortShare, transport: options.transport, sessions: options.sessions })
   const tally = load.tally
-  const label = `${framework} on ${node.version}`
+  const label = `${framework}${options.transport === 'h2' ? ' (HTTP/2)' : ''} on ${node.version}`
   let driving = 0
   let drivenSince = 0
   const progress = setInterval(() => {
@@ -44,11 +44,16 @@ export async function soakOne (node, framework, options, log) {
     const measured = options.requests - options.warmup
     await drive(measured)
     const cpuAfter = await ask(server, 'cpu', 'cpu')
+    // An HTTP/2 client may abandon a stream without resetting it (undici,
+    // for a body it stopped sending): the server's stream, and so its scope,
+    // stays open until the session closes. Closing the sessions first makes
+    // every scope end before the resources are counted.
+    if (options.transport === 'h2') await load.close()
     const stats = await ask(server, 'stats', 'stats')
     const heapAfter = await ask(server, 'heap', 'heapUsed')
     return {
       node: node.version,
-      server: framework,
+      server: options.transport === 'h2' ? `${framework} (HTTP/2, ${options.sessions} sessions)` : framework,
       connections: options.connections,
       seconds: driving / 1000,
       rps: tally.sent / (driving / 1000),

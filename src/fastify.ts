@@ -112,6 +112,11 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
     })
   }
   const storage = sharedStorage()
+  function enterRequestScope (request: FastifyRequest, next: HookHandlerDoneFunction): void {
+    const store = request.locals as Store | null
+    if (store === null) storage.exit(next)
+    else storage.run(store, next)
+  }
 
   fastify.decorateRequest('locals', null as unknown as RequestLocals)
   // onRequest is the first hook Fastify runs for a request; running the rest
@@ -140,9 +145,15 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
   // these re-enter the request's own store (not a saved async resource), so
   // the hooks after them see it and no other library's context is replaced.
   // With scopeRawEvents the 'close' event already runs in the store.
+  //
+  // A request whose scope never opened (a hook registered before the plugin
+  // was still running when the client left, or timed out) has no store: its
+  // hooks run outside any scope (hasLocals() false, requestLocal refuses),
+  // never inside a null one that requestId(), loggers and requestLocal would
+  // trip over, nor in whatever scope the connection was made in.
   if (!scopeRaw) {
     fastify.addHook('onRequestAbort', function enterScopeOnAbort (request: FastifyRequest, next: HookHandlerDoneFunction) {
-      storage.run(request.locals as Store, next)
+      enterRequestScope(request, next)
     })
   }
   // Sockets time out only when Fastify's connectionTimeout is set. Any
@@ -150,7 +161,16 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
   // injectWS, whose fake request has none), so it is added only then.
   if (Number(fastify.initialConfig.connectionTimeout) > 0) {
     fastify.addHook('onTimeout', function enterScopeOnTimeout (request: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
-      storage.run(request.locals as Store, next)
+      enterRequestScope(request, next)
+    })
+  }
+  // Over HTTP/2, Node emits the response's 'finish', which runs onResponse,
+  // from the stream's 'close', in the session's context: the hooks would run
+  // outside the scope (on HTTP/1 the write callback that emits it carries the
+  // request's). Added only on an http2 instance, so HTTP/1 pays nothing.
+  if (fastify.initialConfig.http2 === true && !scopeRaw) {
+    fastify.addHook('onResponse', function enterScopeOnResponse (request: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
+      enterRequestScope(request, next)
     })
   }
   // Runs only when a request fails, so successful requests pay nothing; it

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import { describe, invalidArgumentError, uncalledFactoryError } from './core/errors.js'
 import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions } from './node/request-scope.js'
 import { sharedStorage } from './core/storage.js'
@@ -11,7 +12,7 @@ import { sharedStorage } from './core/storage.js'
  * @example
  * withRequestLocals(handler, { defaults: (req) => ({ tenant: String(req.headers['x-tenant'] ?? 'public') }) })
  */
-export interface HttpRequestLocalsOptions<Req extends IncomingMessage = IncomingMessage> extends NodeScopeOptions<Req> {}
+export interface HttpRequestLocalsOptions<Req extends IncomingMessage | Http2ServerRequest = IncomingMessage> extends NodeScopeOptions<Req> {}
 
 /**
  * Wraps a plain `node:http` request handler so that each request runs in its
@@ -20,6 +21,11 @@ export interface HttpRequestLocalsOptions<Req extends IncomingMessage = Incoming
  * `end`, `close` …), which Node emits from the socket's context. Returns what
  * the handler returns. An error thrown by a `defaults` function is thrown by
  * the wrapped handler, as if the handler had thrown it.
+ *
+ * It wraps `node:http2`'s compatibility API handlers the same way (type the
+ * handler's parameters as `Http2ServerRequest` and `Http2ServerResponse`),
+ * cleartext or TLS: a request's scope ends when its stream does — finished,
+ * reset by the client, its session destroyed or sent a GOAWAY, timed out.
  *
  * @example
  * import http from 'node:http'
@@ -30,8 +36,24 @@ export interface HttpRequestLocalsOptions<Req extends IncomingMessage = Incoming
  *   requestLocal.user = await auth(req.headers.authorization)
  *   res.end(await greeting())
  * }, { defaults: { tenant: 'public' } }))
+ *
+ * @example
+ * import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2'
+ *
+ * const secure = http2.createSecureServer({ key, cert }, withRequestLocals(async (req: Http2ServerRequest, res: Http2ServerResponse) => {
+ *   requestLocal.user = await auth(req.headers.authorization)
+ *   res.end(await greeting())
+ * }))
  */
 export function withRequestLocals<Req extends IncomingMessage, Res extends ServerResponse, R> (
+  handler: (req: Req, res: Res) => R,
+  options?: HttpRequestLocalsOptions<Req>
+): (req: Req, res: Res) => R
+export function withRequestLocals<Req extends Http2ServerRequest, Res extends Http2ServerResponse, R> (
+  handler: (req: Req, res: Res) => R,
+  options?: HttpRequestLocalsOptions<Req>
+): (req: Req, res: Res) => R
+export function withRequestLocals<Req extends IncomingMessage | Http2ServerRequest, Res extends ServerResponse | Http2ServerResponse, R> (
   handler: (req: Req, res: Res) => R,
   options: HttpRequestLocalsOptions<Req> = {}
 ): (req: Req, res: Res) => R {

@@ -19,6 +19,7 @@ export type RequestLocalsErrorCode =
   | 'ERR_REQUEST_LOCALS_INVALID_SNAPSHOT'
   | 'ERR_REQUEST_LOCALS_SCOPE_ENDED'
   | 'ERR_REQUEST_LOCALS_DISPOSE_FAILED'
+  | 'ERR_REQUEST_LOCALS_DISPOSE_TIMEOUT'
 
 /**
  * The one error class this library throws. `code` is stable; `message`
@@ -78,7 +79,7 @@ export function notCloneableError (key: string, value: unknown, cause: unknown):
   return new RequestLocalsError(
     'ERR_REQUEST_LOCALS_NOT_CLONEABLE',
     `snapshotLocals(): requestLocal.${key} cannot be snapshotted: structuredClone failed on ${describe(value)} ` +
-    `(${(cause as Error).message}). Expected plain data that can be posted to a worker thread. ` +
+    `(${reasonOf(cause)}). Expected plain data that can be posted to a worker thread. ` +
     `Leave "${key}" out of the keys, or store plain data (an id, a plain object) and rebuild the object where the snapshot is reopened.`,
     { cause }
   )
@@ -162,7 +163,7 @@ export function scopeEndedError (name: string): RequestLocalsError {
 }
 
 export function disposeFailedError (name: string, cause: unknown): RequestLocalsError {
-  const reason = cause instanceof Error ? cause.message : String(cause)
+  const reason = reasonOf(cause)
   return new RequestLocalsError(
     'ERR_REQUEST_LOCALS_DISPOSE_FAILED',
     `Disposing the request resource "${name}" failed: ${reason}. ` +
@@ -173,7 +174,7 @@ export function disposeFailedError (name: string, cause: unknown): RequestLocals
 }
 
 export function earlyDisposeFailedError (names: string[], causes: unknown[]): RequestLocalsError {
-  const reason = causes.map((cause) => cause instanceof Error ? cause.message : String(cause)).join('; ')
+  const reason = causes.map(reasonOf).join('; ')
   return new RequestLocalsError(
     'ERR_REQUEST_LOCALS_DISPOSE_FAILED',
     `Disposing the request resource${names.length > 1 ? 's' : ''} ${names.map((name) => `"${name}"`).join(', ')} failed: ${reason}. ` +
@@ -183,13 +184,55 @@ export function earlyDisposeFailedError (names: string[], causes: unknown[]): Re
   )
 }
 
-/** Names a value's type the way messages show it: `null`, `array`, `function`, `string` … */
+export function disposeTimeoutError (name: string, stage: 'create' | 'dispose', ms: number): RequestLocalsError {
+  const what = stage === 'create'
+    ? `Creating the request resource "${name}" did not settle within ${ms} ms of its scope's end. ` +
+      'The other resources of the scope were disposed without waiting for it; if it is ever made, it is disposed then. '
+    : `Disposing the request resource "${name}" did not settle within ${ms} ms. ` +
+      'The other resources of the scope were disposed after it without waiting further; it is not awaited again. '
+  return new RequestLocalsError(
+    'ERR_REQUEST_LOCALS_DISPOSE_TIMEOUT',
+    what +
+    `Expected ${stage} to settle within the resource's disposeTimeout. ` +
+    `Give ${stage} a timeout of its own (a query or connect timeout), or raise disposeTimeout in defineRequestResource({ name: '${name}', disposeTimeout }).`
+  )
+}
+
+// Messages are built from values the library did not make (what a dispose
+// rejected with, a value that failed to clone): null-prototype objects,
+// symbols, proxies, objects whose toString or message getter throws. Nothing
+// here may throw while describing them, or the error about one failure
+// becomes a crash of its own.
+
+/** What a thrown or rejected value says about itself, never throwing. */
+export function reasonOf (cause: unknown): string {
+  try {
+    const message = (typeof cause === 'object' || typeof cause === 'function') && cause !== null
+      ? (cause as { message?: unknown }).message
+      : undefined
+    if (typeof message === 'string') return message
+    if (typeof cause === 'string') return cause
+    if (typeof cause === 'symbol') return cause.toString()
+    if (typeof cause !== 'object' && typeof cause !== 'function') return String(cause)
+  } catch {
+    // A throwing getter or proxy trap: fall back to the value's type.
+  }
+  return describe(cause)
+}
+
+/** Names a value's type the way messages show it: `null`, `array`, `function`, `string` … Never throws. */
 export function describe (value: unknown): string {
   if (value === null) return 'null'
-  if (Array.isArray(value)) return 'an array'
   if (typeof value === 'object') {
-    const name = (value as { constructor?: { name?: unknown } }).constructor?.name
-    return typeof name === 'string' && name !== '' ? `an instance of ${name}` : 'an object with a custom prototype'
+    try {
+      if (Array.isArray(value)) return 'an array'
+      const name = (value as { constructor?: { name?: unknown } }).constructor?.name
+      if (typeof name === 'string' && name !== '') return `an instance of ${name}`
+      return Object.getPrototypeOf(value) === null ? 'an object with no prototype' : 'an object with a custom prototype'
+    } catch {
+      // A revoked proxy, or a getter that throws.
+      return 'an object'
+    }
   }
   return typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import type { ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import type { Store } from './storage.js'
 import type { TraceContext } from '../headers/trace-context.js'
 import { kLogBindings, kRequest, kRequestId, kResponse, kTrace } from './symbols.js'
@@ -13,9 +14,19 @@ import { kLogBindings, kRequest, kRequestId, kResponse, kTrace } from './symbols
 // registered (Symbol.for), like the storage, so that two installed copies of
 // the package, which share the storage, also read each other's state.
 
+/** A request of a node:http or node:http2 (compatibility API) server. */
+export type ScopeRequest = IncomingMessage | Http2ServerRequest
+
+/**
+ * The response a request scope serves: node:http's, or node:http2's
+ * compatibility API's (which Fastify's http2 mode uses). Its 'close' ends
+ * the scope on both transports.
+ */
+export type ScopeResponse = ServerResponse | Http2ServerResponse
+
 type StoreWithState = Store & {
   [kRequest]?: unknown
-  [kResponse]?: ServerResponse
+  [kResponse]?: ScopeResponse
   [kRequestId]?: string
   [kTrace]?: TraceContext
   [kLogBindings]?: Readonly<Record<string, unknown>>
@@ -37,7 +48,7 @@ export function attachRequest (store: Store, request: unknown): void {
  * attachResponse(store, res)
  * storage.run(store, next)
  */
-export function attachResponse (store: Store, response: ServerResponse): void {
+export function attachResponse (store: Store, response: ScopeResponse): void {
   (store as StoreWithState)[kResponse] = response
 }
 
@@ -47,7 +58,7 @@ export function requestOf (store: Store): unknown {
 }
 
 /** The node:http response a store serves, if an adapter attached one. */
-export function responseOf (store: Store): ServerResponse | undefined {
+export function responseOf (store: Store): ScopeResponse | undefined {
   return (store as StoreWithState)[kResponse]
 }
 

@@ -1,9 +1,14 @@
-// How many requests have an open scope right now, kept by the node:http based
-// adapters (Fastify, Express, node:http): one increment when a request's
-// scope opens, one decrement when its response emits 'close'. A counter, not
-// a set, so nothing is kept per request. It only feeds the NO_SCOPE message:
-// code that finds no scope while requests are in flight most likely runs in a
-// callback that lost its request's context.
+// How many requests have an open scope right now, kept by the adapters that
+// run a request's own events in its scope (Express, node:http and node:http2,
+// Fastify with scopeRawEvents): one increment when a request's scope opens,
+// one decrement when the request emits 'close', which it does exactly once
+// however it ends (a pipelined request cut while queued included; its
+// response never closes). A counter, not a set, so nothing is kept per
+// request. Fastify's default mode does not count: it has no per-request
+// event it could count on without a listener per request, so its requests
+// never claim to be in flight. It only feeds the NO_SCOPE message: code that
+// finds no scope while requests are in flight most likely runs in a callback
+// that lost its request's context.
 
 let open = 0
 

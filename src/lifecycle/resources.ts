@@ -1,5 +1,6 @@
 import { checkOptionsObject } from '../core/options.js'
-import { describe, disposeFailedError, earlyDisposeFailedError, invalidArgumentError, noScopeCallError, scopeEndedError, unwatchedScopeError } from '../core/errors.js'
+import { describe, disposeFailedError, disposeTimeoutError, earlyDisposeFailedError, invalidArgumentError, noScopeCallError, optionsError, scopeEndedError, unwatchedScopeError } from '../core/errors.js'
+import type { RequestLocalsError } from '../core/errors.js'
 import { endScope, endingOf, outcomeSoFar, scopeHasEnded, watchScopeEnd, type ScopeEnding, type ScopeOutcome } from './scope-end.js'
 import { requestOf } from '../core/scope-state.js'
 import type { LocalsStorage, Store } from '../core/storage.js'
@@ -25,7 +26,19 @@ export interface RequestResourceOptions<T> {
    * other value is simply dropped.
    */
   dispose?: (value: T, outcome: ScopeOutcome) => void | PromiseLike<void>
+  /**
+   * How long, in milliseconds, the end of a scope waits for this resource:
+   * for its `create` when it is still running, then for its `dispose`.
+   * Past it the resource is reported (`ERR_REQUEST_LOCALS_DISPOSE_TIMEOUT`,
+   * through the request's logger or a process warning) and the scope's other
+   * resources are disposed without it; a creation that settles later is
+   * disposed then. Default 10000; `Infinity` waits for ever.
+   */
+  disposeTimeout?: number
 }
+
+/** How long the end of a scope waits for one resource's create or dispose, unless `disposeTimeout` says otherwise. */
+const DEFAULT_DISPOSE_TIMEOUT = 10_000
 
 /**
  * A per-request resource: made on the first `get()` of a scope, shared by
@@ -62,11 +75,14 @@ interface Definition {
   readonly name: string
   readonly create: () => unknown
   readonly dispose: (value: unknown, outcome: ScopeOutcome) => unknown
+  readonly disposeTimeout: number
 }
 
 interface Failure {
   readonly name: string
   readonly error: unknown
+  /** Set when the failure is the library's own timeout, reported as itself. */
+  readonly timedOut?: boolean
 }
 
 interface Created {
@@ -83,10 +99,15 @@ class ScopeResources implements ScopeEnding {
   // Instances being made or made, by definition: concurrent first get()s
   // share one creation.
   readonly #instances = new Map<Definition, Promise<unknown>>()
+  // Creations still running, so the end of the scope knows what it waits for.
+  readonly #creating = new Set<Definition>()
   // In the order their creation finished, so a resource made by another's
   // create (its dependency) is disposed after it.
   readonly #created: Created[] = []
   #disposal: Promise<Failure[]> | undefined
+  // Set once the disposal stopped waiting for creations: a value made later
+  // is disposed on its own as soon as it arrives.
+  #lateOnes: ScopeOutcome | undefined
 
   constructor (store: Store, storage: LocalsStorage) {
     this.#store = store
@@ -109,14 +130,22 @@ class ScopeResources implements ScopeEnding {
     } catch (error) {
       creating = Promise.reject(error)
     }
+    this.#creating.add(definition)
     return creating.then(
       (value) => {
-        this.#created.push({ definition, value })
+        this.#creating.delete(definition)
+        if (this.#lateOnes !== undefined) {
+          // The disposal gave up waiting for this creation: release it now.
+          void this.#disposeLate(definition, value, this.#lateOnes)
+        } else {
+          this.#created.push({ definition, value })
+        }
         // Made after the scope ended: disposed with the others, never handed out.
         if (this.ended) throw scopeEndedError(definition.name)
         return value
       },
       (error: unknown) => {
+        this.#creating.delete(definition)
         // Nothing was made, so nothing to dispose; a later get() tries again.
         this.#instances.delete(definition)
         throw error
@@ -138,7 +167,7 @@ class ScopeResources implements ScopeEnding {
   end (outcome: ScopeOutcome): Promise<void> {
     const first = this.#disposal === undefined
     return this.#finish(outcome).then((failures) => {
-      if (first) for (const { name, error } of failures) reportDisposeFailure(this.#store, name, error)
+      if (first) for (const failure of failures) reportDisposeFailure(this.#store, failure)
     })
   }
 
@@ -149,20 +178,70 @@ class ScopeResources implements ScopeEnding {
   }
 
   async #disposeAll (outcome: ScopeOutcome): Promise<Failure[]> {
-    // Creations still running finish first: their values are disposed too,
-    // and last, as the latest made.
-    await Promise.allSettled(this.#instances.values())
     const failures: Failure[] = []
+    // Creations still running finish first, each within its resource's
+    // bound: their values are disposed too, and last, as the latest made. One
+    // that never settles must not keep the others leased for ever.
+    if (this.#creating.size > 0) {
+      const waiting = [...this.#creating]
+      const settled = Promise.allSettled(waiting.map((definition) => this.#instances.get(definition)))
+      const bound = Math.max(...waiting.map(({ disposeTimeout }) => disposeTimeout))
+      const timedOut = await settleWithin(settled, bound)
+      if (timedOut) {
+        for (const definition of this.#creating) failures.push({ name: definition.name, error: disposeTimeoutError(definition.name, 'create', bound), timedOut: true })
+      }
+    }
+    this.#lateOnes = outcome
     for (let i = this.#created.length - 1; i >= 0; i--) {
       const { definition, value } = this.#created[i]
-      try {
-        await definition.dispose(value, outcome)
-      } catch (error) {
-        failures.push({ name: definition.name, error })
-      }
+      const failure = await disposeWithin(definition, value, outcome)
+      if (failure !== undefined) failures.push(failure)
     }
     return failures
   }
+
+  // A value whose creation outlived the wait: its failure can only be logged.
+  async #disposeLate (definition: Definition, value: unknown, outcome: ScopeOutcome): Promise<void> {
+    const failure = await this.#storage.run(this.#store, disposeWithin, definition, value, outcome)
+    if (failure !== undefined) reportDisposeFailure(this.#store, failure)
+  }
+}
+
+// Resolves true when `work` is still pending after `ms` (it is left to
+// settle on its own), false when it settled in time. The timer is cleared as
+// soon as the work settles, so a fast disposal leaves nothing behind.
+function settleWithin (work: Promise<unknown>, ms: number): Promise<boolean> {
+  if (ms === Infinity) return work.then(() => false, () => false)
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms, true)
+    const settle = (): void => {
+      clearTimeout(timer)
+      resolve(false)
+    }
+    work.then(settle, settle)
+  })
+}
+
+// Runs one dispose within its bound; resolves with the failure when it threw,
+// rejected (with any value at all) or did not settle in time.
+async function disposeWithin (definition: Definition, value: unknown, outcome: ScopeOutcome): Promise<Failure | undefined> {
+  const { name, disposeTimeout } = definition
+  let disposing: unknown
+  try {
+    disposing = definition.dispose(value, outcome)
+  } catch (error) {
+    return { name, error }
+  }
+  // A synchronous dispose needs no timer.
+  if (!isThenable(disposing)) return undefined
+  let failure: Failure | undefined
+  const settled = Promise.resolve(disposing).then(undefined, (error: unknown) => { failure = { name, error } })
+  if (await settleWithin(settled, disposeTimeout)) return { name, error: disposeTimeoutError(name, 'dispose', disposeTimeout), timedOut: true }
+  return failure
+}
+
+function isThenable (value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function'
 }
 
 interface Logger { error: (details: object, message: string) => void }
@@ -175,10 +254,12 @@ function loggerOf (request: unknown): Logger | undefined {
 // Through the request's logger when it has one (Fastify's request.log,
 // pino-http's req.log), so the failure carries the request id; otherwise as
 // a process warning, which applications can route with process.on('warning').
-function reportDisposeFailure (store: Store, name: string, cause: unknown): void {
-  const error = disposeFailedError(name, cause)
-  const logger = loggerOf(requestOf(store))
+function reportDisposeFailure (store: Store, { name, error: cause, timedOut }: Failure): void {
+  // A timeout is reported as itself; anything else thrown or rejected (of
+  // any type at all) is wrapped, and never converted to a string unguarded.
+  const error = timedOut === true ? cause as RequestLocalsError : disposeFailedError(name, cause)
   try {
+    const logger = loggerOf(requestOf(store))
     if (logger !== undefined) {
       logger.error({ err: error }, error.message)
       return
@@ -203,7 +284,7 @@ function checkOptions (options: unknown): Definition {
   const where = 'defineRequestResource(options)'
   const { name, create, dispose } = checkOptionsObject<RequestResourceOptions<unknown>>(options, {
     where,
-    known: ['name', 'create', 'dispose'],
+    known: ['name', 'create', 'dispose', 'disposeTimeout'],
     example: "{ name: 'db', create: () => pool.connect(), dispose: (client) => client.release() }",
     code: 'ERR_REQUEST_LOCALS_INVALID_ARGUMENT'
   })
@@ -216,7 +297,17 @@ function checkOptions (options: unknown): Definition {
   if (name !== undefined && typeof name !== 'string') {
     throw invalidArgumentError(`${where}: name must be a string; found ${describe(name)}.`)
   }
-  return { name: name ?? 'unnamed', create, dispose: dispose ?? disposeByProtocol }
+  const disposeTimeout = checkDisposeTimeout((options as Partial<RequestResourceOptions<unknown>>).disposeTimeout, where)
+  return { name: name ?? 'unnamed', create, dispose: dispose ?? disposeByProtocol, disposeTimeout }
+}
+
+// setTimeout fires at once for a delay above 2^31 - 1 ms (about 24.8 days).
+const MAX_TIMER = 2 ** 31 - 1
+
+function checkDisposeTimeout (value: unknown, where: string): number {
+  if (value === undefined) return DEFAULT_DISPOSE_TIMEOUT
+  if (value === Infinity || (typeof value === 'number' && Number.isInteger(value) && value > 0 && value <= MAX_TIMER)) return value
+  throw optionsError(`${where}: disposeTimeout must be a whole number of milliseconds from 1 to ${MAX_TIMER}, or Infinity to wait for ever; found ${typeof value === 'number' ? String(value) : describe(value)}. Pass for example disposeTimeout: 5000.`)
 }
 
 /**

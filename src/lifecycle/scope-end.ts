@@ -1,6 +1,4 @@
-import type { ServerResponse } from 'node:http'
-import type { Socket } from 'node:net'
-import { requestOf, responseOf } from '../core/scope-state.js'
+import { requestOf, responseOf, type ScopeResponse } from '../core/scope-state.js'
 import type { LocalsStorage, Store } from '../core/storage.js'
 import { kEnding, kFailure } from '../core/symbols.js'
 
@@ -84,15 +82,27 @@ export function scopeHasEnded (store: Store): boolean {
   return response !== undefined && responseIsOver(response)
 }
 
-function responseIsOver (response: ServerResponse): boolean {
-  return response.writableEnded || response.destroyed || queuedSocket(response)?.destroyed === true
+// Asked on every transport, because a response's 'close' may already have
+// been emitted when the first resource is requested (the handler awaited
+// while the client left): a watch armed then would wait for ever.
+function responseIsOver (response: ScopeResponse): boolean {
+  return response.writableEnded || (response as { destroyed?: boolean }).destroyed === true || streamOf(response)?.destroyed === true || queuedRequest(response)?.socket?.destroyed === true
 }
 
-// A pipelined response waits for the ones before it on the connection and has
-// no socket yet; if the connection dies meanwhile, Node emits 'close' on the
-// socket only, never on that response.
-function queuedSocket (response: ServerResponse): Socket | undefined {
-  return response.socket === null ? response.req.socket : undefined
+// An HTTP/2 response (the compatibility API's, which Fastify's http2 mode
+// uses too) is over when its stream is: reset by the client, its session
+// destroyed or sent a GOAWAY, timed out. The response itself has no
+// `destroyed`, and emits 'close' (and 'finish') from the stream's 'close'.
+function streamOf (response: ScopeResponse): { destroyed: boolean } | undefined {
+  return (response as { stream?: { destroyed: boolean } }).stream
+}
+
+// A pipelined HTTP/1 response waits for the ones before it on the connection
+// and has no socket yet; if the connection dies meanwhile, Node emits 'close'
+// on its request only (destroyed with the connection), never on that
+// response.
+function queuedRequest (response: ScopeResponse): { socket?: { destroyed: boolean } | null, once: (event: 'close', listener: () => void) => unknown } | undefined {
+  return response.socket === null ? response.req : undefined
 }
 
 /**
@@ -113,25 +123,33 @@ export function watchScopeEnd (store: Store, ending: ScopeEnding): boolean {
   return true
 }
 
-function watchResponse (store: Store, ending: ScopeEnding, response: ServerResponse): void {
-  const socket = queuedSocket(response)
+function watchResponse (store: Store, ending: ScopeEnding, response: ScopeResponse): void {
   // One listener per scope that holds resources, never per request: 'close'
   // is the one event Node emits on every ending (finished, aborted, timed
-  // out, destroyed mid-stream, hijacked and ended by hand).
+  // out, destroyed mid-stream, hijacked and ended by hand; for HTTP/2, the
+  // stream's end however it came).
   function endWithResponse (): void {
-    socket?.removeListener('close', endWithResponse)
     void ending.end(responseOutcome(store, response))
   }
   response.once('close', endWithResponse)
-  socket?.once('close', endWithResponse)
+  // A queued pipelined response is watched through its own request, not the
+  // shared socket: a listener per queued response on the socket would pile
+  // up (MaxListenersExceededWarning from the 11th) and outlive the request.
+  // Its request also closes when its body is done, so only a dead
+  // connection ends the scope from there.
+  const queued = queuedRequest(response)
+  queued?.once('close', function endIfConnectionGone () {
+    if (queued.socket?.destroyed === true) endWithResponse()
+  })
 }
 
-function responseOutcome (store: Store, response: ServerResponse): ScopeOutcome {
+function responseOutcome (store: Store, response: ScopeResponse): ScopeOutcome {
   if (kFailure in store) return failed((store as StoreWithEnd)[kFailure])
   // A request whose connection closed before its response was done is
   // aborted even if the application then ended a response (a body parser's
   // 400 for a cut-off body): nobody received it. Node sets `aborted` on the
-  // request it destroys when that happens.
+  // request it destroys when that happens (on HTTP/2, on a stream reset
+  // before its response ended).
   if (!response.writableEnded || response.req.aborted) return aborted
   return response.statusCode >= 500 ? failed(undefined) : completed
 }

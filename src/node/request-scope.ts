@@ -5,7 +5,7 @@ import { compileRequestScopeOptions, type RequestScopeOptions, type RequestScope
 import { attachIncoming, logReplacedRequestId, resolveRequestId, type RequestIdPolicy } from '../headers/request-id.js'
 import { requestClosed, requestOpened } from '../diagnostics/in-flight.js'
 import { endResourcesBeforeHeaders } from './end-before-response.js'
-import { attachRequest, attachResponse } from '../core/scope-state.js'
+import { attachRequest, attachResponse, type ScopeRequest, type ScopeResponse } from '../core/scope-state.js'
 import { sharedStorage, type Store } from '../core/storage.js'
 import { kEmit, kStore } from '../core/symbols.js'
 
@@ -44,7 +44,7 @@ interface ScopedEmitter {
 }
 
 /** The store a request was opened with, or `undefined` if none was. */
-export function requestStore (request: IncomingMessage): Store | undefined {
+export function requestStore (request: ScopeRequest): Store | undefined {
   return (request as unknown as ScopedEmitter)[kStore]
 }
 
@@ -96,15 +96,17 @@ export function compileNodeScopeOptions<Req> (options: unknown, where: string): 
  * policy, and makes the request's and the response's events run in `store`.
  * The caller then runs its handler chain in `storage.run(store, …)`.
  */
-export function openRequestScope (store: Store, request: IncomingMessage, response: ServerResponse, policy: NodeScopePolicy<never>): void {
+export function openRequestScope (store: Store, request: ScopeRequest, response: ScopeResponse, policy: NodeScopePolicy<never>): void {
   attachRequest(store, request)
   attachResponse(store, response)
   if (policy.requestId !== undefined) applyRequestIdPolicy(policy.requestId, policy.logger, store, request, response)
   scopeRequestEvents(store, request, response)
-  if (policy.endResourcesBeforeResponse) endResourcesBeforeHeaders(store, response)
+  // An HTTP/2 compatibility response holds its head back the same way: it
+  // has writeHead, write, end and flushHeaders too.
+  if (policy.endResourcesBeforeResponse) endResourcesBeforeHeaders(store, response as ServerResponse)
 }
 
-function applyRequestIdPolicy (policy: RequestIdPolicy, logger: DebugLogger | undefined, store: Store, request: IncomingMessage, response: ServerResponse): void {
+function applyRequestIdPolicy (policy: RequestIdPolicy, logger: DebugLogger | undefined, store: Store, request: ScopeRequest, response: ScopeResponse): void {
   const incoming = resolveRequestId(policy, request.rawHeaders, request)
   const { id, rejected } = incoming
   attachIncoming(store, id, incoming)
@@ -119,7 +121,7 @@ function applyRequestIdPolicy (policy: RequestIdPolicy, logger: DebugLogger | un
  * Runs every event of `request` and `response` in `store`, for adapters that
  * attach their own request object to the store (Fastify's raw pair).
  */
-export function scopeRequestEvents (store: Store, request: IncomingMessage, response: ServerResponse): void {
+export function scopeRequestEvents (store: Store, request: ScopeRequest, response: ScopeResponse): void {
   const scopedRequest = request as unknown as ScopedEmitter
   scopedRequest[kStore] = store
   keepOwnEmit(scopedRequest)
@@ -138,13 +140,16 @@ const emit = EventEmitter.prototype.emit
 // `arguments` and Reflect.apply pass the event and its arguments through
 // without building a closure or an array per emission.
 
-function emitRequestEvent (this: ScopedEmitter): boolean {
+// The request emits 'close' exactly once, on every ending: after its
+// response finished, when the client went away, and also for a pipelined
+// request still queued behind others when its connection is cut (its
+// response then never emits anything), and for an HTTP/2 stream however it
+// closed. So the count of requests in flight is kept here, not on the response.
+function emitRequestEvent (this: ScopedEmitter, event: string | symbol): boolean {
+  if (event === 'close') requestClosed()
   return storage.run(this[kStore] as Store, Reflect.apply, this[kEmit] ?? emit, this, arguments) as boolean
 }
 
-// The response emits 'close' exactly once per request, after 'finish' or when
-// the client went away first: the point where the request's scope ends.
-function emitResponseEvent (this: ScopedEmitter & { req: ScopedEmitter }, event: string | symbol): boolean {
-  if (event === 'close') requestClosed()
+function emitResponseEvent (this: ScopedEmitter & { req: ScopedEmitter }): boolean {
   return storage.run(this.req[kStore] as Store, Reflect.apply, this[kEmit] ?? emit, this, arguments) as boolean
 }

@@ -49,6 +49,17 @@ export const targets: Target[] = [
     load: async () => (await import('./targets/node-http.js')).nodeHttp
   },
   {
+    name: 'node:http2',
+    label: 'node:http2 (compatibility API)',
+    runtimes: { node: true, bun: 'not run: the HTTP/2 targets run on Node only', deno: 'not run: the HTTP/2 targets run on Node only' },
+    load: async () => (await import('./targets/http2.js')).nodeHttp2
+  },
+  {
+    name: 'fastify (HTTP/2)',
+    runtimes: { node: true, bun: 'not run: the HTTP/2 targets run on Node only', deno: 'not run: the HTTP/2 targets run on Node only' },
+    load: async () => (await import('./targets/http2.js')).fastifyHttp2
+  },
+  {
     name: 'koa 3',
     runtimes: { node: true, bun: true, deno: true },
     load: async () => (await import('./targets/koa.js')).koa3

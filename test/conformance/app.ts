@@ -74,5 +74,7 @@ export function recordParsedIn (req: IncomingMessage & { parsedIn?: string }): v
 export function watchClose (spec: AppSpec, req: IncomingMessage, res: ServerResponse): void {
   if (spec.onClose === undefined) return
   const onClose = spec.onClose
-  res.on('close', () => onClose(req.headers, res.writableFinished))
+  // writableEnded too: an HTTP/2 response reports writableFinished once its
+  // stream closed, even when the client reset it.
+  res.on('close', () => onClose(req.headers, res.writableEnded && res.writableFinished))
 }

@@ -13,6 +13,10 @@ function underTap (t: Test): Register {
   return (name, fn) => { t.test(name, (t) => fn({ teardown: (teardown) => { t.teardown(teardown) } })) }
 }
 
+// Many targets, two of them HTTP/2 through a gateway: more than .taprc's
+// 120 s on a busy machine.
+t.setTimeout(900000)
+
 t.test(core.name, async (t) => { coreConformance(underTap(t)) })
 
 for (const target of targets) {

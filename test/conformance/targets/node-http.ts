@@ -1,6 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import { withRequestLocals } from '../../../src/http.js'
-import { errorBody, listen, recordParsedIn, traceOf, watchClose, type Adapter } from '../app.js'
+import { errorBody, listen, recordParsedIn, traceOf, watchClose, type Adapter, type AppSpec } from '../app.js'
 
 function sendJson (res: ServerResponse, status: number, value: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' })
@@ -28,28 +28,32 @@ function readJson (req: IncomingMessage): Promise<unknown> {
 export const nodeHttp: Adapter = {
   name: 'node:http',
   async start (spec) {
-    const scoped = withRequestLocals(async (req: IncomingMessage & { parsedIn?: string }, res: ServerResponse) => {
-      watchClose(spec, req, res)
-      recordParsedIn(req)
-      try {
-        await spec.enter?.(req.headers)
-        const body = await readJson(req)
-        sendJson(res, 200, await spec.handle({ headers: req.headers, body, parsedIn: req.parsedIn ?? 'unparsed' }))
-      } catch (err) {
-        sendJson(res, 500, errorBody(spec, err))
-      }
-    }, { defaults: spec.defaults as never })
-    const server = http.createServer((req, res) => {
-      if (req.url === '/outside') {
-        sendJson(res, 200, spec.outside?.())
-        return
-      }
-      if (spec.trace === undefined) {
-        void scoped(req, res)
-        return
-      }
-      void spec.trace.run(traceOf(req.headers), scoped, req, res)
-    })
-    return listen(server)
+    return listen(http.createServer(nodeHandler(spec)))
+  }
+}
+
+/** The node:http application; node:http2's compatibility API runs it as is. */
+export function nodeHandler (spec: AppSpec): (req: IncomingMessage, res: ServerResponse) => void {
+  const scoped = withRequestLocals(async (req: IncomingMessage & { parsedIn?: string }, res: ServerResponse) => {
+    watchClose(spec, req, res)
+    recordParsedIn(req)
+    try {
+      await spec.enter?.(req.headers)
+      const body = await readJson(req)
+      sendJson(res, 200, await spec.handle({ headers: req.headers, body, parsedIn: req.parsedIn ?? 'unparsed' }))
+    } catch (err) {
+      sendJson(res, 500, errorBody(spec, err))
+    }
+  }, { defaults: spec.defaults as never })
+  return (req, res) => {
+    if (req.url === '/outside') {
+      sendJson(res, 200, spec.outside?.())
+      return
+    }
+    if (spec.trace === undefined) {
+      void scoped(req, res)
+      return
+    }
+    void spec.trace.run(traceOf(req.headers), scoped, req, res)
   }
 }
