@@ -1,4 +1,5 @@
 import { createHook, executionAsyncResource, type AsyncHook } from 'node:async_hooks'
+import { registered } from './storage.js'
 
 // Debug mode answers the question a NO_SCOPE error raises in a callback:
 // where did this code's async context come from? While it is on, an async
@@ -11,7 +12,11 @@ import { createHook, executionAsyncResource, type AsyncHook } from 'node:async_h
 // opens scopes or reads locals. Only the NO_SCOPE error path asks
 // lostContextHint(), which returns '' at once.
 
-const kOrigin = Symbol('request-locals.origin')
+// Registered keys, so that a NO_SCOPE error thrown by another installed copy
+// of the package (a library bundling its own) also explains itself once any
+// copy turned debug mode on.
+const kOrigin = Symbol.for('request-locals.async-origin')
+const kDebug = Symbol.for('request-locals.debug')
 
 interface Origin {
   type: string
@@ -21,8 +26,10 @@ interface Origin {
 
 type Noted = object & { [kOrigin]?: Origin }
 
+interface DebugState { enabled: boolean }
+
+const shared = registered<DebugState>(kDebug, () => ({ enabled: false }))
 let hook: AsyncHook | undefined
-let enabled = false
 
 // Node's internal frames say nothing about the application, so they are
 // dropped from the creation site.
@@ -50,9 +57,9 @@ function noteOrigin (_asyncId: number, type: string, _triggerAsyncId: number, re
  * if (process.env.NODE_ENV !== 'production') setLocalsDebug(true)
  */
 export function setLocalsDebug (on: boolean): void {
-  enabled = on === true
+  shared.enabled = on === true
   hook ??= createHook({ init: noteOrigin })
-  if (enabled) hook.enable()
+  if (shared.enabled) hook.enable()
   else hook.disable()
 }
 
@@ -66,7 +73,7 @@ function creationSite (site: { stack: string }): string {
 
 /** The debug-mode addition to a NO_SCOPE message; '' when debug mode is off. */
 export function lostContextHint (): string {
-  if (!enabled) return ''
+  if (!shared.enabled) return ''
   const origin = (executionAsyncResource() as Noted)[kOrigin]
   if (origin === undefined) {
     return ' [debug] This code runs in an async context created before debug mode was turned on, or by Node itself; ' +

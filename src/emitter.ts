@@ -14,7 +14,8 @@ type Emit = EventEmitter['emit']
 
 // The emitter's original emit, kept so that binding again replaces the
 // binding instead of nesting inside it (the inner binding would win).
-const kUnboundEmit = Symbol('request-locals.unboundEmit')
+// Registered, so that binding through another installed copy replaces too.
+const kUnboundEmit = Symbol.for('request-locals.unbound-emit')
 
 type Bindable = EventEmitter & { [kUnboundEmit]?: Emit }
 

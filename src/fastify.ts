@@ -50,7 +50,8 @@ export type { InboundBaggageOptions } from './baggage.js'
 
 // The id decision is made in Fastify's genReqId, before the request (and its
 // logger) exists; the onRequest hook picks the rest of it up from here.
-const kIncomingRequestId = Symbol('request-locals.incoming-request-id')
+// Registered, like every key the package writes on objects it shares.
+const kIncomingRequestId = Symbol.for('request-locals.incoming-request-id')
 type RawWithIncoming = IncomingMessage & { [kIncomingRequestId]?: IncomingRequestId }
 
 declare module 'fastify' {

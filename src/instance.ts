@@ -23,8 +23,9 @@ export interface RequestLocalsInstance<T extends object> extends ScopeFunctions<
 
 // The adapters reach an instance's storage through this symbol, so that
 // createRequestLocals() instances can be served by the same plugin without
-// exposing the storage as public API.
-export const kStorage = Symbol('request-locals.storage')
+// exposing the storage as public API. Registered, so that an instance made
+// through one installed copy can be served by another copy's adapter.
+export const kStorage = Symbol.for('request-locals.instance-storage')
 
 export interface InstanceWithStorage<T extends object> extends RequestLocalsInstance<T> {
   readonly [kStorage]: LocalsStorage

@@ -34,10 +34,14 @@ import { sharedStorage, type Store } from './storage.js'
 
 const storage = sharedStorage()
 
+// Registered keys: a second installed copy of the package (a library that
+// bundles its own, of any version) mounted on the same app must find the
+// scope the first one opened, or it would open a second store and the
+// request's events would run in the first, stale one.
 /** The store whose scope a request's and its response's events run in. */
-const kStore = Symbol('request-locals.store')
+const kStore = Symbol.for('request-locals.request-store')
 /** An `emit` another library had set on the emitter itself, which the scoped one delegates to. */
-const kEmit = Symbol('request-locals.emit')
+const kEmit = Symbol.for('request-locals.delegate-emit')
 
 interface ScopedEmitter {
   [kStore]?: Store

@@ -1,5 +1,5 @@
 import { describe, disposeFailedError, earlyDisposeFailedError, invalidArgumentError, noScopeCallError, scopeEndedError, unwatchedScopeError } from './errors.js'
-import { endScope, endingOf, outcomeSoFar, scopeHasEnded, watchScopeEnd, type ScopeEnding, type ScopeOutcome } from './scope-end.js'
+import { endScope, endingOf, outcomeSoFar, scopeHasEnded, watchScopeEnd, type DisposeFailure, type ResourceDefinition, type ScopeEnding, type ScopeOutcome } from './scope-end.js'
 import { requestOf } from './scope-state.js'
 import type { LocalsStorage, Store } from './storage.js'
 
@@ -57,16 +57,8 @@ export interface ResourceFunctions {
   endRequestResources: (error?: unknown) => Promise<void>
 }
 
-interface Definition {
-  readonly name: string
-  readonly create: () => unknown
-  readonly dispose: (value: unknown, outcome: ScopeOutcome) => unknown
-}
-
-interface Failure {
-  readonly name: string
-  readonly error: unknown
-}
+type Definition = ResourceDefinition
+type Failure = DisposeFailure
 
 interface Created {
   readonly definition: Definition
@@ -76,6 +68,7 @@ interface Created {
 // One per scope that has used a resource, created by the first get(): the
 // instances of that scope, and their disposal when the scope ends.
 class ScopeResources implements ScopeEnding {
+  readonly protocol = 1
   ended = false
   readonly #store: Store
   readonly #storage: LocalsStorage
@@ -225,7 +218,9 @@ export function createResourceFunctions (storage: LocalsStorage): ResourceFuncti
       const store = storage.getStore()
       if (store === undefined) return Promise.reject(noScopeCallError(`The request resource "${name}": get()`, 'Call get() from code that runs for a request (a route, a hook, a service they call), or wrap background work in runWithLocals(values, fn), which disposes the resource when fn settles.'))
       if (scopeHasEnded(store)) return Promise.reject(scopeEndedError(name))
-      let scope = endingOf(store) as ScopeResources | undefined
+      // Possibly registered by another installed copy: used through the
+      // ending protocol only.
+      let scope = endingOf(store)
       if (scope === undefined) {
         scope = new ScopeResources(store, storage)
         if (!watchScopeEnd(store, scope)) return Promise.reject(unwatchedScopeError(name))
@@ -239,8 +234,11 @@ export function createResourceFunctions (storage: LocalsStorage): ResourceFuncti
     const store = storage.getStore()
     if (store === undefined) throw noScopeCallError('endRequestResources()', 'Call it from the request\'s own code (a route, a hook such as Fastify\'s onSend), before the response is sent.')
     const outcome = outcomeSoFar(store, error)
+    // Through the protocol, not `instanceof`: the scope's resources may have
+    // been made by another installed copy, whose failures must still reach
+    // this caller (a failed COMMIT must not be reported as a success).
     const scope = endingOf(store)
-    if (!(scope instanceof ScopeResources)) {
+    if (scope === undefined) {
       // Nothing made yet: mark the scope's resources ended all the same, so
       // that a later get() is refused instead of outliving the disposal.
       await endScope(store, outcome)

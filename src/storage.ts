@@ -11,15 +11,23 @@ export type LocalsStorage = AsyncLocalStorage<Store>
 // written through one copy invisible through the other.
 const kSharedStorage = Symbol.for('request-locals')
 
-type Holder = typeof globalThis & { [kSharedStorage]?: LocalsStorage }
+/**
+ * The process-wide value registered under `key`, made by `make` on first use
+ * by whichever installed copy of the package asks first. Every copy, of any
+ * version, must agree on the shape stored under a key; a change of shape
+ * takes a new key.
+ */
+export function registered<T> (key: symbol, make: () => T): T {
+  const holder = globalThis as typeof globalThis & Record<symbol, T | undefined>
+  let value = holder[key]
+  if (value === undefined) {
+    value = make()
+    Object.defineProperty(holder, key, { value, enumerable: false, writable: false, configurable: false })
+  }
+  return value
+}
 
 /** The process-wide storage behind `requestLocal`, created on first use. */
 export function sharedStorage (): LocalsStorage {
-  const holder = globalThis as Holder
-  let storage = holder[kSharedStorage]
-  if (storage === undefined) {
-    storage = new AsyncLocalStorage<Store>()
-    Object.defineProperty(holder, kSharedStorage, { value: storage, enumerable: false, writable: false, configurable: false })
-  }
-  return storage
+  return registered(kSharedStorage, () => new AsyncLocalStorage<Store>())
 }
