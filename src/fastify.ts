@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunc
 import { describe, optionsError } from './errors.js'
 import { sharedStorage, type Store } from './storage.js'
 import { recordScopeError } from './scope-end.js'
-import { attachRequest, attachResponse } from './scope-state.js'
+import { attachReply, attachRequest, attachResponse } from './scope-state.js'
 import { attachIncoming, compileRequestIdPolicy, logReplacedRequestId, resolveRequestId, type IncomingRequestId, type RequestIdOptions, type RequestIdPolicy } from './request-id.js'
 import { scopeRequestEvents } from './node-lifecycle.js'
 import { compileDefaults } from './store.js'
@@ -125,6 +125,9 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
     // The raw response's 'close' ends the scope's resources, on every path
     // (sent, thrown, aborted, timed out, hijacked, streamed).
     attachResponse(store, reply.raw)
+    // Where addLogBindings puts the request's own logger, so that Fastify's
+    // closing line (written through reply.log) carries the fields too.
+    attachReply(store, reply)
     request.locals = store as RequestLocals
     if (policy !== undefined) applyRequestIdPolicy(policy, store, request, reply)
     // Node emits the raw request's and response's events ('data', 'end',

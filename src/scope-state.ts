@@ -22,6 +22,14 @@ export const kRequestId = Symbol.for('request-locals.request-id')
 export const kTrace = Symbol.for('request-locals.trace')
 /** The fields added by addLogBindings(), replaced (never mutated) on each add. */
 export const kLogBindings = Symbol.for('request-locals.log-bindings')
+/** The framework's reply object when it is not the node:http response (Fastify's reply). */
+export const kReply = Symbol.for('request-locals.reply')
+/**
+ * The logger this package made for the request from the framework's
+ * (`request.log`): the only request logger it ever changes. Every installed
+ * copy reads and replaces it, so a logger, whatever its class, is the value.
+ */
+export const kRequestLog = Symbol.for('request-locals.request-log')
 
 type StoreWithState = Store & {
   [kRequest]?: unknown
@@ -29,6 +37,8 @@ type StoreWithState = Store & {
   [kRequestId]?: string
   [kTrace]?: TraceContext
   [kLogBindings]?: Readonly<Record<string, unknown>>
+  [kReply]?: unknown
+  [kRequestLog]?: unknown
 }
 
 /** Links a store to the framework request it serves. */
@@ -49,6 +59,25 @@ export function attachRequest (store: Store, request: unknown): void {
  */
 export function attachResponse (store: Store, response: ServerResponse): void {
   (store as StoreWithState)[kResponse] = response
+}
+
+/** Links a store to the framework's reply object (Fastify's reply), where it is not the node:http response. */
+export function attachReply (store: Store, reply: unknown): void {
+  (store as StoreWithState)[kReply] = reply
+}
+
+/** The framework's reply object, if an adapter attached one. */
+export function replyOf (store: Store): unknown {
+  return (store as StoreWithState)[kReply]
+}
+
+/** The request logger this package made for the scope, if it made one. */
+export function requestLogOf (store: Store): unknown {
+  return (store as StoreWithState)[kRequestLog]
+}
+
+export function setRequestLog (store: Store, logger: unknown): void {
+  (store as StoreWithState)[kRequestLog] = logger
 }
 
 /** The framework request a store serves, if an adapter attached one. */

@@ -133,7 +133,7 @@ t.test('RequestLocalsError: another copy\'s error is an instance, by its registe
   const foreign = Object.create(foreignPrototype)
   t.ok(foreign instanceof RequestLocalsError)
   t.notOk({ code: 'ERR_REQUEST_LOCALS_NO_SCOPE' } instanceof RequestLocalsError)
-  t.notOk(null instanceof RequestLocalsError)
+  t.notOk((null as unknown as object) instanceof RequestLocalsError)
   class TimeoutError extends RequestLocalsError {}
   t.ok(new TimeoutError('ERR_REQUEST_LOCALS_OPTIONS', 'x') instanceof TimeoutError)
   t.notOk(new RequestLocalsError('ERR_REQUEST_LOCALS_OPTIONS', 'x') instanceof TimeoutError)
