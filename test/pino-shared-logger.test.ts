@@ -111,7 +111,7 @@ t.test('Fastify with a childLoggerFactory that returns the root: the root never 
   for (let i = 0; i < 500; i++) await app.inject({ url: '/', headers: { 'x-user': `u${i}` } })
   // Fastify logs every request through app.log itself with such a factory.
   app.log.info('after')
-  t.same(app.log.bindings(), {}, 'no field was bound on the application\'s logger')
+  t.same((app.log as typeof root).bindings(), {}, 'no field was bound on the application\'s logger')
   t.same(root.bindings(), {})
   t.same(lines.at(-1), { level: 30, msg: 'after' }, 'a line outside any request carries no request\'s fields')
   const own = lines.filter(({ msg }) => msg === 'via request.log' || msg === 'via requestLogger' || msg === 'request completed')
