@@ -1,9 +1,35 @@
-import type { NextFunction, Request, Response } from 'express'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { describe, optionsError } from './core/errors.js'
 import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions } from './node/request-scope.js'
 import { sharedStorage, type Store } from './core/storage.js'
 import { compileDefaults } from './core/store.js'
 import type { RequestLocals } from './core/request-locals.js'
+
+// Structural types of our own for what the middleware uses of req, res and
+// next, rather than @types/express: Connect users (and anyone without
+// @types/express) compile this module's declarations too. Express's own
+// Request, Response and NextFunction are assignable to them, and a
+// `defaults` function is given Express's request type by inference where
+// Express's types are installed.
+
+/**
+ * The response as the middleware uses it: a node:http response with Express's
+ * (or Connect's) `locals` object.
+ *
+ * @example
+ * function send (res: ExpressLikeResponse) { res.end(String(res.locals.tenant)) }
+ */
+export interface ExpressLikeResponse extends ServerResponse {
+  locals: Record<string, unknown>
+}
+
+/**
+ * The `next` callback of Express and Connect middleware.
+ *
+ * @example
+ * const next: ExpressLikeNext = (err) => { if (err !== undefined) console.error(err) }
+ */
+export type ExpressLikeNext = (err?: unknown) => void
 
 /**
  * Options of the Express middleware.
@@ -13,12 +39,12 @@ import type { RequestLocals } from './core/request-locals.js'
  *   defaults: (req) => ({ tenant: String(req.headers['x-tenant'] ?? 'public') })
  * }))
  */
-export interface ExpressRequestLocalsOptions extends NodeScopeOptions {
+export interface ExpressRequestLocalsOptions<Req extends IncomingMessage = IncomingMessage> extends NodeScopeOptions {
   /**
    * The values each request starts with: a function called per request, or a
    * plain-data object copied per request (never shared between requests).
    */
-  defaults?: Partial<RequestLocals> | ((req: Request) => Partial<RequestLocals>)
+  defaults?: Partial<RequestLocals> | ((req: Req) => Partial<RequestLocals>)
 }
 
 /**
@@ -28,7 +54,7 @@ export interface ExpressRequestLocalsOptions extends NodeScopeOptions {
  * const locals: ExpressRequestLocalsMiddleware = expressRequestLocals()
  * app.use(locals)
  */
-export type ExpressRequestLocalsMiddleware = (req: Request, res: Response, next: NextFunction) => void
+export type ExpressRequestLocalsMiddleware<Req extends IncomingMessage = IncomingMessage> = (req: Req, res: ExpressLikeResponse, next: ExpressLikeNext) => void
 
 /**
  * The Express middleware (Express 4 and 5, and Connect-style routers): opens
@@ -48,15 +74,15 @@ export type ExpressRequestLocalsMiddleware = (req: Request, res: Response, next:
  * app.use(express.json())
  * app.use(async (req, res, next) => { requestLocal.user = await auth(req); next() })
  */
-export function expressRequestLocals (options: ExpressRequestLocalsOptions = {}): ExpressRequestLocalsMiddleware {
+export function expressRequestLocals<Req extends IncomingMessage = IncomingMessage> (options: ExpressRequestLocalsOptions<Req> = {}): ExpressRequestLocalsMiddleware<Req> {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw optionsError(`The request-locals middleware options must be an object; found ${describe(options)}. Pass for example { defaults: { tenant: 'public' } }, or nothing.`)
   }
-  const makeStore = compileDefaults<Request>(options.defaults, 'The request-locals middleware option `defaults`')
+  const makeStore = compileDefaults<Req>(options.defaults, 'The request-locals middleware option `defaults`')
   const policy = compileNodeScopeOptions(options, 'The request-locals middleware option')
   const storage = sharedStorage()
 
-  return function openExpressRequestScope (req: Request, res: Response, next: NextFunction): void {
+  return function openExpressRequestScope (req: Req, res: ExpressLikeResponse, next: ExpressLikeNext): void {
     // Mounted twice (an app and a router, or a sub-app): the same request
     // keeps the one store it was given first.
     const opened = requestStore(req)
@@ -76,7 +102,7 @@ export function expressRequestLocals (options: ExpressRequestLocalsOptions = {})
     // res.locals are kept, and win over defaults (they are this request's).
     const earlier = res.locals as Store | undefined
     for (const key in earlier) store[key] = earlier[key]
-    res.locals = store as Response['locals']
+    res.locals = store
     openRequestScope(store, req, res, policy)
     storage.run(store, next)
   }
