@@ -1,8 +1,34 @@
-import type { NextFunction, Request, Response } from 'express'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { uncalledFactoryError } from './core/errors.js'
 import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions } from './node/request-scope.js'
 import { sharedStorage, type Store } from './core/storage.js'
 import { copyOwnValues } from './core/store.js'
+
+// Structural types of our own for what the middleware uses of req, res and
+// next, rather than @types/express: Connect users (and anyone without
+// @types/express) compile this module's declarations too. Express's own
+// Request, Response and NextFunction are assignable to them, and a
+// `defaults` function is given Express's request type by inference where
+// Express's types are installed.
+
+/**
+ * The response as the middleware uses it: a node:http response with Express's
+ * (or Connect's) `locals` object.
+ *
+ * @example
+ * function send (res: ExpressLikeResponse) { res.end(String(res.locals.tenant)) }
+ */
+export interface ExpressLikeResponse extends ServerResponse {
+  locals: Record<string, unknown>
+}
+
+/**
+ * The `next` callback of Express and Connect middleware.
+ *
+ * @example
+ * const next: ExpressLikeNext = (err) => { if (err !== undefined) console.error(err) }
+ */
+export type ExpressLikeNext = (err?: unknown) => void
 
 /**
  * Options of the Express middleware: the options every adapter takes
@@ -15,7 +41,7 @@ import { copyOwnValues } from './core/store.js'
  *   endResourcesBeforeResponse: true
  * }))
  */
-export interface ExpressRequestLocalsOptions extends NodeScopeOptions<Request> {}
+export interface ExpressRequestLocalsOptions<Req extends IncomingMessage = IncomingMessage> extends NodeScopeOptions<Req> {}
 
 /**
  * The middleware `expressRequestLocals()` returns.
@@ -24,7 +50,7 @@ export interface ExpressRequestLocalsOptions extends NodeScopeOptions<Request> {
  * const locals: ExpressRequestLocalsMiddleware = expressRequestLocals()
  * app.use(locals)
  */
-export type ExpressRequestLocalsMiddleware = (req: Request, res: Response, next: NextFunction) => void
+export type ExpressRequestLocalsMiddleware<Req extends IncomingMessage = IncomingMessage> = (req: Req, res: ExpressLikeResponse, next: ExpressLikeNext) => void
 
 /**
  * The Express middleware (Express 4 and 5, and Connect-style routers): opens
@@ -44,18 +70,18 @@ export type ExpressRequestLocalsMiddleware = (req: Request, res: Response, next:
  * app.use(express.json())
  * app.use(async (req, res, next) => { requestLocal.user = await auth(req); next() })
  */
-export function expressRequestLocals (options: ExpressRequestLocalsOptions = {}): ExpressRequestLocalsMiddleware {
+export function expressRequestLocals<Req extends IncomingMessage = IncomingMessage> (options: ExpressRequestLocalsOptions<Req> = {}): ExpressRequestLocalsMiddleware<Req> {
   // Passed to app.use() uncalled, the factory is called with (req, res, next)
   // and its return value ignored: every request would hang. Say so instead.
   if (arguments.length === 3 && typeof arguments[2] === 'function' && isRequestLike(arguments[0])) {
-    (arguments[2] as NextFunction)(uncalledFactoryError('app.use(expressRequestLocals)', 'app.use(expressRequestLocals())'))
+    (arguments[2] as ExpressLikeNext)(uncalledFactoryError('app.use(expressRequestLocals)', 'app.use(expressRequestLocals())'))
     return openWithoutOptions
   }
-  const policy = compileNodeScopeOptions<Request>(options, 'expressRequestLocals(options)')
+  const policy = compileNodeScopeOptions<Req>(options, 'expressRequestLocals(options)')
   const { makeStore } = policy
   const storage = sharedStorage()
 
-  return function openExpressRequestScope (req: Request, res: Response, next: NextFunction): void {
+  return function openExpressRequestScope (req: Req, res: ExpressLikeResponse, next: ExpressLikeNext): void {
     // Mounted twice (an app and a router, or a sub-app): the same request
     // keeps the one store it was given first.
     const opened = requestStore(req)
@@ -77,7 +103,7 @@ export function expressRequestLocals (options: ExpressRequestLocalsOptions = {})
     // this request's, and copying it would make it a local of every request.
     const earlier = res.locals as Store | undefined
     if (earlier !== undefined && earlier !== null) copyOwnValues(store, earlier)
-    res.locals = store as Response['locals']
+    res.locals = store
     openRequestScope(store, req, res, policy)
     storage.run(store, next)
   }
@@ -85,7 +111,7 @@ export function expressRequestLocals (options: ExpressRequestLocalsOptions = {})
 
 // What a mistaken app.use(expressRequestLocals) returns, so that the type
 // stays a middleware; it is never mounted.
-function openWithoutOptions (_req: Request, _res: Response, next: NextFunction): void {
+function openWithoutOptions (_req: IncomingMessage, _res: ExpressLikeResponse, next: ExpressLikeNext): void {
   next(uncalledFactoryError('app.use(expressRequestLocals)', 'app.use(expressRequestLocals())'))
 }
 

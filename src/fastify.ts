@@ -7,7 +7,7 @@ import { compileRequestScopeOptions, type RequestScopeOptions, type RequestScope
 import { sharedStorage, type Store } from './core/storage.js'
 import { endingOf, outcomeBeforeResponse, recordScopeError } from './lifecycle/scope-end.js'
 import { endResourcesNow } from './lifecycle/resources.js'
-import { attachRequest, attachResponse } from './core/scope-state.js'
+import { attachReply, attachRequest, attachResponse } from './core/scope-state.js'
 import { attachIncoming, logReplacedRequestId, resolveRequestId, type IncomingRequestId, type RequestIdPolicy } from './headers/request-id.js'
 import { scopeRequestEvents } from './node/request-scope.js'
 import { scopeWebsocketConnections } from './node/websocket.js'
@@ -128,6 +128,9 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
     // The raw response's 'close' ends the scope's resources, on every path
     // (sent, thrown, aborted, timed out, hijacked, streamed).
     attachResponse(store, reply.raw)
+    // Where addLogBindings puts the request's own logger, so that Fastify's
+    // closing line (written through reply.log) carries the fields too.
+    attachReply(store, reply)
     request.locals = store as RequestLocals
     if (requestIdPolicy !== undefined) applyRequestIdPolicy(requestIdPolicy, store, request, reply)
     // Node emits the raw request's and response's events ('data', 'end',

@@ -1,7 +1,7 @@
 import type { Bindings, ChildLoggerOptions, LevelWithSilentOrString, LogFn, Logger } from 'pino'
 import { checkOptionsObject } from './core/options.js'
 import { describe, invalidArgumentError, noScopeCallError } from './core/errors.js'
-import { logBindingsOf, requestIdOf, requestOf, setLogBindings, traceIdOf } from './core/scope-state.js'
+import { logBindingsOf, replyOf, requestIdOf, requestLogOf, requestOf, responseOf, setLogBindings, setRequestLog, traceIdOf } from './core/scope-state.js'
 import { sharedStorage, type Store } from './core/storage.js'
 import { isReservedKey } from './core/reserved-keys.js'
 import type { RequestLocals } from './core/request-locals.js'
@@ -60,11 +60,38 @@ export interface LogMixinOptions extends RequestLogOptions {
 
 const storage = sharedStorage()
 
-/** The logger the framework made for this request (Fastify's request.log, pino-http's req.log). */
+/** The request's `log` (Fastify's request.log, pino-http's req.log, or whatever the application set). */
 function frameworkLogger (store: Store): Logger | undefined {
   const request = requestOf(store) as { log?: unknown } | undefined
   const log = request?.log
   return typeof log === 'object' && log !== null ? log as Logger : undefined
+}
+
+// The one logger of a request this package changes is one it made. A
+// request's `log` may be shared by every request (an Express app that sets
+// `req.log = rootLogger`, a childLoggerFactory returning the root): fields
+// bound on it would appear on every later line of the process, and its
+// bindings would grow with each request. So the fields go on a child made
+// for the request, which then replaces `log` on the request and reply
+// objects (per-request objects), never changing the logger they held.
+
+/** The logger this package made for the request, if any: the one it may change. */
+function ownRequestLogger (store: Store): Logger | undefined {
+  return requestLogOf(store) as Logger | undefined
+}
+
+/**
+ * Makes `replacement` the request's logger: kept on the scope, and set as
+ * `log` on the request and reply objects that held `previous`, so that the
+ * framework's own lines ("request completed") carry the fields too.
+ */
+function installRequestLogger (store: Store, previous: Logger, replacement: Logger): void {
+  setRequestLog(store, replacement)
+  for (const holder of [requestOf(store), replyOf(store), responseOf(store)]) {
+    // Reflect.set: a read-only `log` keeps its value, and requestLogger
+    // still writes through the replacement.
+    if ((holder as { log?: unknown } | undefined)?.log === previous) Reflect.set(holder as object, 'log', replacement)
+  }
 }
 
 function requestIdKeyOf (options: RequestLogOptions, where: string): string {
@@ -119,18 +146,29 @@ export function requestLogger (root: Logger, options: RequestLogOptions = {}): R
   }
 
   function makeLogger (store: Store, bindings: Readonly<Bindings> | undefined): Logger {
-    const framework = frameworkLogger(store)
-    if (framework !== undefined) {
-      // A pino request logger got the bindings in place (setBindings).
-      return bindings === undefined || typeof framework.setBindings === 'function' ? framework : framework.child(bindings)
-    }
+    // The request's own logger carries the fields of addLogBindings already.
+    const framework = ownRequestLogger(store) ?? frameworkLogger(store)
+    if (framework !== undefined) return framework
     return root.child(bindings === undefined ? { [idKey]: requestIdOf(store) } : { [idKey]: requestIdOf(store), ...bindings })
+  }
+
+  // A logger whose level may be set: outside a scope the application's root
+  // (its own call), inside one a logger made for this scope, never the
+  // request's `log` as found (it may be the root, shared by every request).
+  function settable (): Logger {
+    const store = storage.getStore() as StoreWithLogger | undefined
+    const logger = current()
+    if (store === undefined || logger !== frameworkLogger(store) || logger === ownRequestLogger(store)) return logger
+    const child = logger.child({})
+    installRequestLogger(store, logger, child)
+    store[kLogger] = child
+    return child
   }
 
   // Explicit methods rather than a Proxy: no bound function per call.
   return {
     get level () { return current().level },
-    set level (level) { current().level = level },
+    set level (level) { settable().level = level },
     fatal (...args: Parameters<LogFn>) { current().fatal(...args) },
     error (...args: Parameters<LogFn>) { current().error(...args) },
     warn (...args: Parameters<LogFn>) { current().warn(...args) },
@@ -146,12 +184,16 @@ export function requestLogger (root: Logger, options: RequestLogOptions = {}): R
 
 /**
  * Adds fields to every later log line of the current request — through
- * {@link requestLogger}, {@link logMixin}, and in Fastify `request.log`
- * itself (so Fastify's own "request completed" line carries them too).
- * Scopes nested in the request inherit them; fields added in a nested
- * scope stay in it. Throws `ERR_REQUEST_LOCALS_NO_SCOPE` outside a scope.
- * Add each field once: pino's `setBindings` appends, so a field added twice
- * appears twice in `request.log`'s lines (JSON parsers keep the last).
+ * {@link requestLogger}, {@link logMixin}, and the request's own `log`
+ * (Fastify's `request.log`, pino-http's `req.log`), so the framework's
+ * "request completed" line carries them too. The logger found there is
+ * never changed (it may be the application's root, shared by every
+ * request): the fields go on a child made for this request, which replaces
+ * `log` on the request and reply objects. Scopes nested in the request
+ * inherit the fields; fields added in a nested scope stay in it. Throws
+ * `ERR_REQUEST_LOCALS_NO_SCOPE` outside a scope. Add each field once: pino's
+ * `setBindings` appends, so a field added twice appears twice in the
+ * request's lines (JSON parsers keep the last).
  *
  * @example
  * app.addHook('preHandler', async (request) => {
@@ -172,8 +214,13 @@ export function addLogBindings (bindings: Bindings): void {
   }
   // Replaced, never mutated: nested scopes share the object they inherited.
   setLogBindings(store, { ...logBindingsOf(store), ...added })
-  const framework = frameworkLogger(store)
-  if (framework !== undefined && typeof framework.setBindings === 'function') framework.setBindings(added)
+  const own = ownRequestLogger(store)
+  if (own !== undefined && typeof own.setBindings === 'function') {
+    own.setBindings(added)
+    return
+  }
+  const from = own ?? frameworkLogger(store)
+  if (from !== undefined) installRequestLogger(store, from, from.child(added))
 }
 
 /**

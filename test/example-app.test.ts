@@ -1,8 +1,9 @@
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { resolve } from 'node:path'
 import { keepAliveAgent, send, type Received } from './helpers/http.js'
+import { spawnTied, stopTied } from './helpers/children.js'
 
 // The example app as a user runs it: a real server process driven over HTTP,
 // its pino lines read from its stdout. Against the embedded database always,
@@ -20,7 +21,7 @@ interface Server {
 }
 
 async function startServer (which: 'fastify' | 'express', databaseUrl: string | undefined): Promise<Server> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'example-app/server.ts'], {
+  const child: ChildProcess = spawnTied(process.execPath, ['--import', 'tsx', 'example-app/server.ts'], {
     cwd: root,
     env: { ...process.env, PORT: '0', EXAMPLE_SERVER: which, LOG_LEVEL: 'debug', DATABASE_URL: databaseUrl ?? '' },
     stdio: ['ignore', 'pipe', 'pipe']
@@ -39,11 +40,7 @@ async function startServer (which: 'fastify' | 'express', databaseUrl: string | 
   return {
     port,
     lines,
-    stop: async () => {
-      const exited = new Promise((resolve) => child.once('exit', resolve))
-      child.kill('SIGTERM')
-      await exited
-    }
+    stop: () => stopTied(child)
   }
 }
 

@@ -1,5 +1,6 @@
 import { lostContextHint } from '../diagnostics/debug.js'
 import { inFlightHint } from '../diagnostics/in-flight.js'
+import { kErrorBrand } from './symbols.js'
 
 /**
  * The stable codes a {@link RequestLocalsError} can carry. Match on `code`,
@@ -41,7 +42,18 @@ export class RequestLocalsError extends Error {
     this.name = 'RequestLocalsError'
     this.code = code
   }
+
+  // `err instanceof RequestLocalsError` must hold for an error thrown by
+  // another installed copy of the package (a library bundling its own, of
+  // any version), whose class is a different object: the check is a
+  // registered brand on the prototype. Subclasses keep the ordinary check.
+  static override [Symbol.hasInstance] (value: unknown): boolean {
+    if (this !== RequestLocalsError) return Function.prototype[Symbol.hasInstance].call(this, value)
+    return typeof value === 'object' && value !== null && (value as { [kErrorBrand]?: unknown })[kErrorBrand] === true
+  }
 }
+
+Object.defineProperty(RequestLocalsError.prototype, kErrorBrand, { value: true, enumerable: false, writable: false, configurable: false })
 
 // Message builders live here so that every wording is written once and the
 // modules that throw stay short.

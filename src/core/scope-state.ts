@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import type { Store } from './storage.js'
 import type { TraceContext } from '../headers/trace-context.js'
-import { kLogBindings, kRequest, kRequestId, kResponse, kTrace } from './symbols.js'
+import { kLogBindings, kReply, kRequest, kRequestId, kRequestLog, kResponse, kTrace } from './symbols.js'
 
 // What the library keeps about a scope besides its values hangs off the store
 // under private symbols, one per feature: a property write per request, no
@@ -30,6 +30,8 @@ type StoreWithState = Store & {
   [kRequestId]?: string
   [kTrace]?: TraceContext
   [kLogBindings]?: Readonly<Record<string, unknown>>
+  [kReply]?: unknown
+  [kRequestLog]?: unknown
 }
 
 /** Links a store to the framework request it serves. */
@@ -50,6 +52,25 @@ export function attachRequest (store: Store, request: unknown): void {
  */
 export function attachResponse (store: Store, response: ScopeResponse): void {
   (store as StoreWithState)[kResponse] = response
+}
+
+/** Links a store to the framework's reply object (Fastify's reply), where it is not the node:http response. */
+export function attachReply (store: Store, reply: unknown): void {
+  (store as StoreWithState)[kReply] = reply
+}
+
+/** The framework's reply object, if an adapter attached one. */
+export function replyOf (store: Store): unknown {
+  return (store as StoreWithState)[kReply]
+}
+
+/** The request logger this package made for the scope, if it made one. */
+export function requestLogOf (store: Store): unknown {
+  return (store as StoreWithState)[kRequestLog]
+}
+
+export function setRequestLog (store: Store, logger: unknown): void {
+  (store as StoreWithState)[kRequestLog] = logger
 }
 
 /** The framework request a store serves, if an adapter attached one. */

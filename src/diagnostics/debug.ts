@@ -1,5 +1,6 @@
 import { createHook, executionAsyncResource, type AsyncHook } from 'node:async_hooks'
-import { kOrigin } from '../core/symbols.js'
+import { registered } from '../core/storage.js'
+import { kDebug, kOrigin } from '../core/symbols.js'
 
 // Debug mode answers the question a NO_SCOPE error raises in a callback:
 // where did this code's async context come from? While it is on, an async
@@ -20,8 +21,11 @@ interface Origin {
 
 type Noted = object & { [kOrigin]?: Origin }
 
+// Whether debug mode is on is shared by every installed copy of the package,
+// so that a NO_SCOPE error thrown by a library's bundled copy also explains
+// itself once the application turned debug mode on.
+const shared = registered<{ enabled: boolean }>(kDebug, () => ({ enabled: false }))
 let hook: AsyncHook | undefined
-let enabled = false
 
 // Node's internal frames say nothing about the application, so they are
 // dropped from the creation site.
@@ -49,9 +53,9 @@ function noteOrigin (_asyncId: number, type: string, _triggerAsyncId: number, re
  * if (process.env.NODE_ENV !== 'production') setLocalsDebug(true)
  */
 export function setLocalsDebug (on: boolean): void {
-  enabled = on === true
+  shared.enabled = on === true
   hook ??= createHook({ init: noteOrigin })
-  if (enabled) hook.enable()
+  if (shared.enabled) hook.enable()
   else hook.disable()
 }
 
@@ -65,7 +69,7 @@ function creationSite (site: { stack: string }): string {
 
 /** The debug-mode addition to a NO_SCOPE message; '' when debug mode is off. */
 export function lostContextHint (): string {
-  if (!enabled) return ''
+  if (!shared.enabled) return ''
   const origin = (executionAsyncResource() as Noted)[kOrigin]
   if (origin === undefined) {
     return ' [debug] This code runs in an async context created before debug mode was turned on, or by Node itself; ' +

@@ -1,3 +1,6 @@
+import { registered } from '../core/storage.js'
+import { kInFlight } from '../core/symbols.js'
+
 // How many requests have an open scope right now, kept by the adapters that
 // run a request's own events in its scope (Express, node:http and node:http2,
 // Fastify with scopeRawEvents): one increment when a request's scope opens,
@@ -10,19 +13,23 @@
 // finds no scope while requests are in flight most likely runs in a callback
 // that lost its request's context.
 
-let open = 0
+// The count is kept under a registered key, so that every installed copy of
+// the package counts the same requests.
+interface InFlight { open: number }
+
+const inFlight = registered<InFlight>(kInFlight, () => ({ open: 0 }))
 
 export function requestOpened (): void {
-  open++
+  inFlight.open++
 }
 
 export function requestClosed (): void {
-  if (open > 0) open--
+  if (inFlight.open > 0) inFlight.open--
 }
 
 /** The NO_SCOPE message's addition while requests are in flight; '' otherwise. */
 export function inFlightHint (): string {
-  if (open === 0) return ''
+  if (inFlight.open === 0) return ''
   return ' Requests are in flight right now, so this code most likely runs in a callback that lost its request\'s context ' +
     '(handed to a pool, a queue or an emitter created outside the request): wrap the callback in bindLocals(fn), ' +
     'or the emitter in bindEmitter(emitter), where the request is still in scope; if it is a hook, register the ' +

@@ -1,7 +1,7 @@
 import { checkOptionsObject } from '../core/options.js'
 import { describe, disposeFailedError, disposeTimeoutError, earlyDisposeFailedError, invalidArgumentError, noScopeCallError, optionsError, scopeEndedError, unwatchedScopeError } from '../core/errors.js'
 import type { RequestLocalsError } from '../core/errors.js'
-import { endScope, endingOf, outcomeSoFar, scopeHasEnded, watchScopeEnd, type ScopeEnding, type ScopeOutcome } from './scope-end.js'
+import { endScope, endingOf, outcomeSoFar, scopeHasEnded, watchScopeEnd, type DisposeFailure, type ResourceDefinition, type ScopeEnding, type ScopeOutcome } from './scope-end.js'
 import { requestOf } from '../core/scope-state.js'
 import type { LocalsStorage, Store } from '../core/storage.js'
 
@@ -71,19 +71,8 @@ export interface ResourceFunctions {
   endRequestResources: (error?: unknown) => Promise<void>
 }
 
-interface Definition {
-  readonly name: string
-  readonly create: () => unknown
-  readonly dispose: (value: unknown, outcome: ScopeOutcome) => unknown
-  readonly disposeTimeout: number
-}
-
-interface Failure {
-  readonly name: string
-  readonly error: unknown
-  /** Set when the failure is the library's own timeout, reported as itself. */
-  readonly timedOut?: boolean
-}
+type Definition = ResourceDefinition
+type Failure = DisposeFailure
 
 interface Created {
   readonly definition: Definition
@@ -93,6 +82,7 @@ interface Created {
 // One per scope that has used a resource, created by the first get(): the
 // instances of that scope, and their disposal when the scope ends.
 class ScopeResources implements ScopeEnding {
+  readonly protocol = 1
   ended = false
   readonly #store: Store
   readonly #storage: LocalsStorage
@@ -185,7 +175,7 @@ class ScopeResources implements ScopeEnding {
     if (this.#creating.size > 0) {
       const waiting = [...this.#creating]
       const settled = Promise.allSettled(waiting.map((definition) => this.#instances.get(definition)))
-      const bound = Math.max(...waiting.map(({ disposeTimeout }) => disposeTimeout))
+      const bound = Math.max(...waiting.map(boundOf))
       const timedOut = await settleWithin(settled, bound)
       if (timedOut) {
         for (const definition of this.#creating) failures.push({ name: definition.name, error: disposeTimeoutError(definition.name, 'create', bound), timedOut: true })
@@ -224,8 +214,15 @@ function settleWithin (work: Promise<unknown>, ms: number): Promise<boolean> {
 
 // Runs one dispose within its bound; resolves with the failure when it threw,
 // rejected (with any value at all) or did not settle in time.
+// A definition passed in by an installed copy older than 1.0 (through the
+// ending protocol) has no disposeTimeout.
+function boundOf (definition: Definition): number {
+  return definition.disposeTimeout ?? DEFAULT_DISPOSE_TIMEOUT
+}
+
 async function disposeWithin (definition: Definition, value: unknown, outcome: ScopeOutcome): Promise<Failure | undefined> {
-  const { name, disposeTimeout } = definition
+  const { name } = definition
+  const disposeTimeout = boundOf(definition)
   let disposing: unknown
   try {
     disposing = definition.dispose(value, outcome)
@@ -316,8 +313,11 @@ function checkDisposeTimeout (value: unknown, where: string): number {
  * (for a transaction: the commit did not happen). Ending twice does nothing more.
  */
 export async function endResourcesNow (store: Store, outcome: ScopeOutcome): Promise<void> {
+  // Through the protocol, not `instanceof`: the scope's resources may have
+  // been made by another installed copy, whose failures must still reach
+  // this caller (a failed COMMIT must not be reported as a success).
   const scope = endingOf(store)
-  if (!(scope instanceof ScopeResources)) {
+  if (scope === undefined) {
     // Nothing made yet: mark the scope's resources ended all the same, so
     // that a later get() is refused instead of outliving the disposal.
     await endScope(store, outcome)
@@ -336,7 +336,9 @@ export function createResourceFunctions (storage: LocalsStorage): ResourceFuncti
       const store = storage.getStore()
       if (store === undefined) return Promise.reject(noScopeCallError(`The request resource "${name}": get()`, 'Call get() from code that runs for a request (a route, a hook, a service they call), or wrap background work in runWithLocals(values, fn), which disposes the resource when fn settles.'))
       if (scopeHasEnded(store)) return Promise.reject(scopeEndedError(name))
-      let scope = endingOf(store) as ScopeResources | undefined
+      // Possibly registered by another installed copy: used through the
+      // ending protocol only.
+      let scope = endingOf(store)
       if (scope === undefined) {
         scope = new ScopeResources(store, storage)
         if (!watchScopeEnd(store, scope)) return Promise.reject(unwatchedScopeError(name))

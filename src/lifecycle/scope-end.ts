@@ -1,3 +1,4 @@
+import { scopeEndedError } from '../core/errors.js'
 import { requestOf, responseOf, type ScopeResponse } from '../core/scope-state.js'
 import type { LocalsStorage, Store } from '../core/storage.js'
 import { kEnding, kFailure } from '../core/symbols.js'
@@ -46,12 +47,43 @@ function failed (error: unknown): ScopeOutcome {
   return Object.freeze({ ok: false, status: 'failed', error })
 }
 
-/** What a scope must do when it ends; implemented by its resources. */
+/** How one kind of resource is made and released, as the ending protocol passes it. */
+export interface ResourceDefinition {
+  readonly name: string
+  readonly create: () => unknown
+  readonly dispose: (value: unknown, outcome: ScopeOutcome) => unknown
+  /** How long a create or dispose may take at the scope's end (ms); absent before 1.0. */
+  readonly disposeTimeout?: number
+}
+
+/** A dispose that failed, as the ending protocol reports it. */
+export interface DisposeFailure {
+  readonly name: string
+  readonly error: unknown
+  /** Set when the failure is the library's own timeout, reported as itself. */
+  readonly timedOut?: boolean
+}
+
+/**
+ * What a scope's resources leave on its store, under the registered key
+ * `request-locals.ending`: protocol version 1. Two installed copies of the
+ * package (an application's and one a library bundles, of any version) open,
+ * use and end each other's scopes, so they meet only through these members
+ * and plain data (outcomes, definitions, failures), never through a class
+ * (`instanceof` is false across copies). 0.1.0 left the same members without
+ * `protocol`; a later version keeps them and raises `protocol`.
+ */
 export interface ScopeEnding {
+  /** The protocol version; absent on objects made by 0.1.0, which is version 1. */
+  readonly protocol?: number
   /** True once the scope has ended: nothing new may be created in it. */
   readonly ended: boolean
-  /** Ends the scope. Every way of ending calls it; only the first call acts. */
+  /** This scope's instance of `definition`, made on the first call. */
+  get: (definition: ResourceDefinition) => Promise<unknown>
+  /** Ends the scope. Every way of ending calls it; only the first call acts; failures are logged. */
   end: (outcome: ScopeOutcome) => Promise<void>
+  /** Ends the scope at the application's request: the first caller gets the failures, to throw. */
+  endNow: (outcome: ScopeOutcome) => Promise<readonly DisposeFailure[]>
 }
 
 type StoreWithEnd = Store & { [kEnding]?: ScopeEnding, [kFailure]?: unknown }
@@ -65,9 +97,20 @@ function setHidden (store: Store, key: symbol, value: unknown): void {
 
 // Marks a scope that ended before anything was created in it, so that a
 // get() from work it left running is refused rather than leaked.
-const alreadyEnded: ScopeEnding = Object.freeze({ ended: true, end: () => Promise.resolve() })
+const alreadyEnded: ScopeEnding = Object.freeze({
+  protocol: 1,
+  ended: true,
+  // Never called by this copy (get() checks `ended` first); there for the protocol.
+  /* c8 ignore next */
+  get: (definition: ResourceDefinition) => Promise.reject(scopeEndedError(definition.name)),
+  end: () => Promise.resolve(),
+  endNow: () => Promise.resolve([])
+})
 
-/** The ending registered on a store by its first resource, if any. */
+/**
+ * The ending registered on a store by its first resource, if any, whichever
+ * installed copy of the package registered it.
+ */
 export function endingOf (store: Store): ScopeEnding | undefined {
   return (store as StoreWithEnd)[kEnding]
 }

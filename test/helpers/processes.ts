@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { spawnTied, stopTied } from './children.js'
 import { createInterface } from 'node:readline'
 import { resolve } from 'node:path'
 import type { LogLine } from './logs.js'
@@ -14,8 +14,8 @@ export interface LoggedProcess {
   lines: LogLine[]
   /** Every stdout line as written, for what parsing would hide. */
   raw: string[]
-  /** Resolves with the lines once `predicate` holds; rejects if the process exits first. */
-  waitFor: (what: string, predicate: (lines: LogLine[]) => boolean) => Promise<LogLine[]>
+  /** Resolves with the lines once `predicate` holds; rejects if the process exits first, or after `timeoutMs` (30 s). */
+  waitFor: (what: string, predicate: (lines: LogLine[]) => boolean, timeoutMs?: number) => Promise<LogLine[]>
   stop: () => Promise<void>
 }
 
@@ -25,7 +25,7 @@ export interface LoggedProcess {
 const noCoverage = { _TAPJS_PROCESSINFO_COVERAGE_: '0' }
 
 export function startLogged (fixture: string, env: Record<string, string>): LoggedProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', fixture], {
+  const child = spawnTied(process.execPath, ['--import', 'tsx', fixture], {
     cwd: root,
     env: { ...process.env, ...noCoverage, ...env },
     stdio: ['ignore', 'pipe', 'pipe']
@@ -35,8 +35,8 @@ export function startLogged (fixture: string, env: Record<string, string>): Logg
   const waiters = new Set<() => void>()
   let stderr = ''
   let exit: string | undefined
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  createInterface({ input: child.stdout }).on('line', (line) => {
+  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  createInterface({ input: child.stdout! }).on('line', (line) => {
     raw.push(line)
     lines.push(JSON.parse(line) as LogLine)
     for (const check of waiters) check()
@@ -49,13 +49,21 @@ export function startLogged (fixture: string, env: Record<string, string>): Logg
   return {
     lines,
     raw,
-    waitFor: (what, predicate) => new Promise((resolve, reject) => {
+    waitFor: (what, predicate, timeoutMs = 30_000) => new Promise((resolve, reject) => {
+      // A bound, so that a fixture that never gets there (a dead server it
+      // keeps reconnecting to) fails the test with its output, not a hang.
+      const timer = setTimeout(() => {
+        waiters.delete(check)
+        reject(new Error(`waiting for ${what}: nothing after ${timeoutMs} ms from ${fixture}; its stderr: ${stderr.slice(-2000)}`))
+      }, timeoutMs)
       const check = (): void => {
         if (predicate(lines)) {
           waiters.delete(check)
+          clearTimeout(timer)
           resolve(lines)
         } else if (exit !== undefined) {
           waiters.delete(check)
+          clearTimeout(timer)
           reject(new Error(`waiting for ${what}: ${exit}`))
         }
       }
@@ -63,7 +71,7 @@ export function startLogged (fixture: string, env: Record<string, string>): Logg
       check()
     }),
     stop: async () => {
-      if (exit === undefined) child.kill('SIGTERM')
+      await stopTied(child)
       await exited
     }
   }

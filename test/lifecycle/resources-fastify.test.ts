@@ -128,7 +128,8 @@ t.test('requests that never call get() create nothing and add no listener', asyn
   await app.inject('/none')
   await app.inject('/some')
   t.same(created, ['undefined'], 'only the request that asked made one')
-  t.same(counts, [bareListeners, 2, bareListeners + 1, 3], 'one listener and one symbol, only once a resource is used')
+  // The store holds the request, the response and the reply (for addLogBindings); a resource adds its ending.
+  t.same(counts, [bareListeners, 3, bareListeners + 1, 4], 'one listener and one symbol more, only once a resource is used')
 })
 
 t.test('a client that goes away mid-handler: aborted, and the handler can no longer get resources', async (t) => {

@@ -1,9 +1,9 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { EventEmitter, once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { resolve } from 'node:path'
 import { keepAliveAgent, send } from '../helpers/http.js'
+import { spawnTied, stopTied } from '../helpers/children.js'
 
 // Two real processes, as deployed: service A (Fastify, the edge) calls
 // service B (Express, internal) with fetch inside a request. Each writes
@@ -22,25 +22,21 @@ interface Service {
 }
 
 async function start (file: string, env: Record<string, string> = {}): Promise<Service> {
-  const child = spawn(process.execPath, ['--import', 'tsx', `test/fixtures/services/${file}`], {
+  const child = spawnTied(process.execPath, ['--import', 'tsx', `test/fixtures/services/${file}`], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
-  t.teardown(async () => {
-    const exited = new Promise((resolve) => child.once('exit', resolve))
-    child.kill('SIGTERM')
-    await exited
-  })
+  t.teardown(() => stopTied(child))
   const lines: LogLine[] = []
   const events = new EventEmitter()
-  createInterface({ input: child.stdout }).on('line', (line) => {
+  createInterface({ input: child.stdout! }).on('line', (line) => {
     lines.push(JSON.parse(line) as LogLine)
     events.emit('line')
   })
   let stderr = ''
   const url = await new Promise<string>((resolve, reject) => {
-    child.stderr.on('data', (chunk: Buffer) => {
+    child.stderr!.on('data', (chunk: Buffer) => {
       stderr += chunk.toString()
       const match = /listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr)
       if (match !== null) resolve(match[1])
