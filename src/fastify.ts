@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { IncomingMessage } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { describe, optionsError } from './errors.js'
-import { sharedStorage, type Store } from './storage.js'
+import { sharedStorage, type LocalsStorage, type Store } from './storage.js'
 import { recordScopeError } from './scope-end.js'
 import { attachRequest, attachResponse } from './scope-state.js'
 import { attachIncoming, compileRequestIdPolicy, logReplacedRequestId, resolveRequestId, type IncomingRequestId, type RequestIdOptions, type RequestIdPolicy } from './request-id.js'
@@ -72,6 +72,58 @@ function applyRequestIdPolicy (policy: RequestIdPolicy, store: Store, request: F
   if (echo !== undefined) reply.header(echo, request.id)
 }
 
+// The two hook kinds Fastify runs outside the request's async context.
+const kScopedHooks: ReadonlySet<string> = new Set(['onRequestAbort', 'onTimeout'])
+
+type AnyHook = (this: unknown, request: FastifyRequest, ...rest: unknown[]) => unknown
+
+// One wrapper per registered hook, none per request. `arguments` and
+// Reflect.apply keep Fastify's `this` (the instance) and its `done` callback;
+// the hook's own result (a promise for an async hook) is returned as is.
+function inRequestScope (storage: LocalsStorage, hook: AnyHook): AnyHook {
+  return function runHookInRequestScope (this: unknown, request: FastifyRequest) {
+    // null when the request failed before the plugin's onRequest hook ran.
+    const store = request.locals as Store | null
+    if (store === null) return Reflect.apply(hook, this, arguments)
+    return storage.run(store, Reflect.apply, hook, this, arguments)
+  }
+}
+
+// Fastify refuses an async hook that also takes a `done` callback by looking
+// at the function itself; such a hook is passed on unwrapped so that Fastify
+// still throws its own error for it.
+function refusedByFastify (name: string, hook: AnyHook): boolean {
+  if (hook.constructor.name !== 'AsyncFunction') return false
+  return name === 'onRequestAbort' ? hook.length !== 1 : hook.length === 3
+}
+
+function scopedHook (storage: LocalsStorage, name: string, hook: unknown): unknown {
+  if (!kScopedHooks.has(name)) return hook
+  const scoped = (each: unknown): unknown => typeof each === 'function' && !refusedByFastify(name, each as AnyHook) ? inRequestScope(storage, each as AnyHook) : each
+  // Route options also take an array of hooks; anything else is left for
+  // Fastify to reject with its own error.
+  return Array.isArray(hook) ? hook.map(scoped) : scoped(hook)
+}
+
+// Where an application can register an onRequestAbort or onTimeout hook after
+// the plugin: `addHook` on this instance and on every context created from it
+// (Fastify makes child contexts with Object.create, so they inherit the
+// wrapped method, and fastify-plugin children share this very instance), and
+// the route options, which Fastify hands to onRoute hooks before it reads them.
+function scopeAbortAndTimeoutHooks (fastify: FastifyInstance, storage: LocalsStorage): void {
+  const addHook = fastify.addHook as (this: FastifyInstance, name: string, hook: unknown) => FastifyInstance
+  const addHookInRequestScope = function addHookInRequestScope (this: FastifyInstance, name: string, hook: unknown): FastifyInstance {
+    return Reflect.apply(addHook, this, [name, scopedHook(storage, name, hook)]) as FastifyInstance
+  }
+  fastify.addHook = addHookInRequestScope as FastifyInstance['addHook']
+  fastify.addHook('onRoute', function scopeRouteHooks (route) {
+    const options = route as unknown as Record<string, unknown>
+    for (const name of kScopedHooks) {
+      if (options[name] !== undefined) options[name] = scopedHook(storage, name, options[name])
+    }
+  })
+}
+
 function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyRequestLocalsOptions, done: (err?: Error) => void): void {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     done(optionsError(`The request-locals plugin options must be an object; found ${describe(options)}. Pass for example { defaults: { tenant: 'public' } }, or nothing.`))
@@ -137,23 +189,14 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
   })
   // Fastify runs onRequestAbort from the raw request's 'close' event and
   // onTimeout from the socket's 'timeout' event, whose async context is the
-  // connection's, not the request's. Running first in their hook chains,
-  // these re-enter the request's own store (not a saved async resource), so
-  // the hooks after them see it and no other library's context is replaced.
-  // With scopeRawEvents the 'close' event already runs in the store.
-  if (!scopeRaw) {
-    fastify.addHook('onRequestAbort', function enterScopeOnAbort (request: FastifyRequest, next: HookHandlerDoneFunction) {
-      storage.run(request.locals as Store, next)
-    })
-  }
-  // Sockets time out only when Fastify's connectionTimeout is set. Any
-  // onTimeout hook makes Fastify touch every request's socket (and breaks
-  // injectWS, whose fake request has none), so it is added only then.
-  if (Number(fastify.initialConfig.connectionTimeout) > 0) {
-    fastify.addHook('onTimeout', function enterScopeOnTimeout (request: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
-      storage.run(request.locals as Store, next)
-    })
-  }
+  // connection's, not the request's. A hook of either kind also costs every
+  // request of the routes it covers (Fastify adds a 'close' listener, a new
+  // closure, or a `_meta` object per request: 3-5 % of a small request,
+  // bench/RESULTS.md), so the plugin registers none of its own. Instead each
+  // such hook the application registers after it is wrapped to run in its
+  // request's own store (not a saved async resource, so no other library's
+  // context is replaced): an application without these hooks pays nothing.
+  scopeAbortAndTimeoutHooks(fastify, storage)
   // Runs only when a request fails, so successful requests pay nothing; it
   // makes the resources' outcome 'failed' with the error that was thrown.
   fastify.addHook('onError', function recordRequestError (request: FastifyRequest, _reply: FastifyReply, error: Error, next: HookHandlerDoneFunction) {
