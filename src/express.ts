@@ -1,6 +1,7 @@
 import type { NextFunction, Request, Response } from 'express'
 import { describe, optionsError } from './errors.js'
-import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions } from './node-lifecycle.js'
+import { compileNodeScopeOptions, openRequestScope, requestStore, scopeExpressRequestEvents, type NodeScopeOptions } from './node-lifecycle.js'
+import { requestOf } from './scope-state.js'
 import { sharedStorage, type Store } from './storage.js'
 import { compileDefaults } from './store.js'
 import type { RequestLocals } from './index.js'
@@ -59,7 +60,8 @@ export function expressRequestLocals (options: ExpressRequestLocalsOptions = {})
   return function openExpressRequestScope (req: Request, res: Response, next: NextFunction): void {
     // Mounted twice (an app and a router, or a sub-app): the same request
     // keeps the one store it was given first.
-    const opened = requestStore(req)
+    const earlier = res.locals as Store | undefined
+    const opened = earlier !== undefined && requestOf(earlier) === req ? earlier : requestStore(req)
     if (opened !== undefined) {
       storage.run(opened, next)
       return
@@ -74,10 +76,9 @@ export function expressRequestLocals (options: ExpressRequestLocalsOptions = {})
     // The store becomes res.locals: one bag per request instead of two that
     // drift apart. Values that middleware mounted earlier already put in
     // res.locals are kept, and win over defaults (they are this request's).
-    const earlier = res.locals as Store | undefined
     for (const key in earlier) store[key] = earlier[key]
     res.locals = store as Response['locals']
-    openRequestScope(store, req, res, policy)
+    openRequestScope(store, req, res, policy, scopeExpressRequestEvents)
     storage.run(store, next)
   }
 }

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { IncomingMessage, ServerResponse } from 'node:http'
 import { describe, optionsError } from './errors.js'
 import { attachIncoming, compileRequestIdPolicy, logReplacedRequestId, resolveRequestId, type RequestIdOptions, type RequestIdPolicy } from './request-id.js'
 import { requestClosed, requestOpened } from './in-flight.js'
-import { attachRequest, attachResponse } from './scope-state.js'
+import { attachRequest, attachResponse, kRequest, kResponse } from './scope-state.js'
 import { sharedStorage, type Store } from './storage.js'
 
 // How a node:http request (and so an Express or Connect one) maps onto a
@@ -106,11 +106,11 @@ export function compileNodeScopeOptions (options: NodeScopeOptions, where: strin
  * policy, and makes the request's and the response's events run in `store`.
  * The caller then runs its handler chain in `storage.run(store, …)`.
  */
-export function openRequestScope (store: Store, request: IncomingMessage, response: ServerResponse, policy: NodeScopePolicy): void {
+export function openRequestScope (store: Store, request: IncomingMessage, response: ServerResponse, policy: NodeScopePolicy, scopeEvents = scopeRequestEvents): void {
   attachRequest(store, request)
   attachResponse(store, response)
   if (policy.requestId !== undefined) applyRequestIdPolicy(policy.requestId, policy.logger, store, request, response)
-  scopeRequestEvents(store, request, response)
+  scopeEvents(store, request, response)
 }
 
 function applyRequestIdPolicy (policy: RequestIdPolicy, logger: DebugLogger | undefined, store: Store, request: IncomingMessage, response: ServerResponse): void {
@@ -156,4 +156,92 @@ function emitRequestEvent (this: ScopedEmitter): boolean {
 function emitResponseEvent (this: ScopedEmitter & { req: ScopedEmitter }, event: string | symbol): boolean {
   if (event === 'close') requestClosed()
   return storage.run(this.req[kStore] as Store, Reflect.apply, this[kEmit] ?? emit, this, arguments) as boolean
+}
+
+// Express (4 and 5) gives each request and response a prototype of its own
+// app (app.request, app.response), whose prototypes are Express's own request
+// and response objects, whose prototypes are node:http's. Replacing `emit`
+// per instance, as above, writes two properties per request on objects V8
+// has already given a prototype of their own, the dearest part of opening a
+// scope (4 % of a small Express request on Node 20, bench/RESULTS.md). So
+// for Express the replacement is made once, on Express's own request and
+// response objects (shared by every app and sub-app of that copy of
+// Express, whichever of them the request is passing through when an event is
+// emitted), and finds the store through what Express links already: the
+// store is `res.locals`, `req.res` is the response, and the store names the
+// request and response it serves. Objects that are not this request's, or no
+// scope's, emit exactly as before.
+
+type ExpressRequest = IncomingMessage & { res?: ExpressResponse }
+type ExpressResponse = ServerResponse & { locals?: Store & { [kRequest]?: unknown, [kResponse]?: unknown } }
+
+/** The object just above node:http's prototype in `object`'s chain, if it is not node:http's own. */
+function frameworkBase (object: object, nodePrototype: object): object | undefined {
+  let prototype = Object.getPrototypeOf(object) as object | null
+  if (prototype === nodePrototype) return undefined
+  while (prototype !== null) {
+    const next = Object.getPrototypeOf(prototype) as object | null
+    if (next === nodePrototype) return prototype
+    prototype = next
+  }
+  return undefined
+}
+
+const kScopedEmit = Symbol('request-locals.scoped-emit')
+
+function patchRequestBase (base: { emit: EventEmitter['emit'], [kScopedEmit]?: true }): void {
+  if (base[kScopedEmit] === true) return
+  const previous = base.emit
+  base.emit = function emitInRequestStore (this: ExpressRequest): boolean {
+    const store = this.res?.locals
+    if (store === undefined || store[kRequest] !== this || storage.getStore() === store) return Reflect.apply(previous, this, arguments) as boolean
+    return storage.run(store, Reflect.apply, previous, this, arguments) as boolean
+  }
+  base[kScopedEmit] = true
+}
+
+function patchResponseBase (base: { emit: EventEmitter['emit'], [kScopedEmit]?: true }): void {
+  if (base[kScopedEmit] === true) return
+  const previous = base.emit
+  base.emit = function emitInResponseStore (this: ExpressResponse, event: string | symbol): boolean {
+    const store = this.locals
+    if (store === undefined || store[kResponse] !== this) return Reflect.apply(previous, this, arguments) as boolean
+    if (event === 'close') requestClosed()
+    if (storage.getStore() === store) return Reflect.apply(previous, this, arguments) as boolean
+    return storage.run(store, Reflect.apply, previous, this, arguments) as boolean
+  }
+  base[kScopedEmit] = true
+}
+
+// The prototypes of the last request and response whose bases were patched:
+// one comparison per request instead of a walk up the chain.
+let checkedRequestPrototype: unknown
+let checkedResponsePrototype: unknown
+
+/**
+ * The Express form of {@link scopeRequestEvents}: `store` must be
+ * `response.locals`, and `request.res` the response. Falls back to the
+ * per-instance form for objects outside Express's prototypes, or whose
+ * `emit` another library replaced on the instance itself.
+ */
+export function scopeExpressRequestEvents (store: Store, request: IncomingMessage, response: ServerResponse): void {
+  const requestPrototype = Object.getPrototypeOf(request) as unknown
+  const responsePrototype = Object.getPrototypeOf(response) as unknown
+  if (requestPrototype !== checkedRequestPrototype || responsePrototype !== checkedResponsePrototype) {
+    const requestBase = frameworkBase(request, IncomingMessage.prototype)
+    const responseBase = frameworkBase(response, ServerResponse.prototype)
+    if (requestBase === undefined || responseBase === undefined || (request as ExpressRequest).res !== response) {
+      scopeRequestEvents(store, request, response)
+      return
+    }
+    patchRequestBase(requestBase as never)
+    patchResponseBase(responseBase as never)
+    checkedRequestPrototype = requestPrototype
+    checkedResponsePrototype = responsePrototype
+  }
+  if (Object.hasOwn(request, 'emit') || Object.hasOwn(response, 'emit')) {
+    scopeRequestEvents(store, request, response)
+    return
+  }
+  requestOpened()
 }
