@@ -4,7 +4,7 @@
 // request's id with and without trusting its upstream.
 // Run: npx tsx bench/propagation.ts   (CALLS=20000 ROUNDS=51 to change the size)
 import { channel } from 'node:diagnostics_channel'
-import { compileRequestIdPolicy, resolveRequestId } from '../src/request-id.js'
+import { compileRequestIdPolicy, resolveRequestId } from '../src/headers/request-id.js'
 import { propagateRequestLocals } from '../src/propagation.js'
 import { runWithLocals } from '../src/index.js'
 

@@ -1,10 +1,10 @@
 import type { NextFunction, Request, Response } from 'express'
-import { describe, optionsError } from './errors.js'
-import { compileNodeScopeOptions, openRequestScope, requestStore, scopeExpressRequestEvents, type NodeScopeOptions } from './node-lifecycle.js'
-import { requestOf } from './scope-state.js'
-import { sharedStorage, type Store } from './storage.js'
-import { compileDefaults } from './store.js'
-import type { RequestLocals } from './index.js'
+import { describe, optionsError } from './core/errors.js'
+import { compileNodeScopeOptions, openRequestScope, requestStore, scopeExpressRequestEvents, type NodeScopeOptions } from './node/request-scope.js'
+import { requestOf } from './core/scope-state.js'
+import { sharedStorage, type Store } from './core/storage.js'
+import { compileDefaults } from './core/store.js'
+import type { RequestLocals } from './core/request-locals.js'
 
 /**
  * Options of the Express middleware.
@@ -83,6 +83,6 @@ export function expressRequestLocals (options: ExpressRequestLocalsOptions = {})
   }
 }
 
-export type { RequestIdOptions, RequestIdRejection } from './request-id.js'
-export type { InboundBaggageOptions } from './baggage.js'
-export type { DebugLogger } from './node-lifecycle.js'
+export type { RequestIdOptions, RequestIdRejection } from './headers/request-id.js'
+export type { InboundBaggageOptions } from './headers/baggage.js'
+export type { DebugLogger } from './node/request-scope.js'

@@ -1,15 +1,16 @@
 import fp from 'fastify-plugin'
 import type { IncomingMessage } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { describe, optionsError } from './errors.js'
-import { sharedStorage, type LocalsStorage, type Store } from './storage.js'
-import { recordScopeError } from './scope-end.js'
-import { attachRequest, attachResponse } from './scope-state.js'
-import { attachIncoming, compileRequestIdPolicy, logReplacedRequestId, resolveRequestId, type IncomingRequestId, type RequestIdOptions, type RequestIdPolicy } from './request-id.js'
-import { scopeRequestEvents } from './node-lifecycle.js'
-import { compileDefaults } from './store.js'
-import { scopeWebsocketConnections } from './fastify-websocket.js'
-import type { RequestLocals } from './index.js'
+import { describe, optionsError } from './core/errors.js'
+import { sharedStorage, type LocalsStorage, type Store } from './core/storage.js'
+import { recordScopeError } from './lifecycle/scope-end.js'
+import { attachRequest, attachResponse } from './core/scope-state.js'
+import { attachIncoming, compileRequestIdPolicy, logReplacedRequestId, resolveRequestId, type IncomingRequestId, type RequestIdOptions, type RequestIdPolicy } from './headers/request-id.js'
+import { scopeRequestEvents } from './node/request-scope.js'
+import { compileDefaults } from './core/store.js'
+import { scopeWebsocketConnections } from './node/websocket.js'
+import type { RequestLocals } from './core/request-locals.js'
+import { kIncomingRequestId } from './core/symbols.js'
 
 /**
  * Options of the Fastify plugin.
@@ -45,12 +46,11 @@ export interface FastifyRequestLocalsOptions {
   scopeRawEvents?: boolean
 }
 
-export type { RequestIdOptions, RequestIdRejection } from './request-id.js'
-export type { InboundBaggageOptions } from './baggage.js'
+export type { RequestIdOptions, RequestIdRejection } from './headers/request-id.js'
+export type { InboundBaggageOptions } from './headers/baggage.js'
 
 // The id decision is made in Fastify's genReqId, before the request (and its
 // logger) exists; the onRequest hook picks the rest of it up from here.
-const kIncomingRequestId = Symbol('request-locals.incoming-request-id')
 type RawWithIncoming = IncomingMessage & { [kIncomingRequestId]?: IncomingRequestId }
 
 declare module 'fastify' {

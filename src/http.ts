@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { describe, invalidArgumentError, optionsError } from './errors.js'
-import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions } from './node-lifecycle.js'
-import { sharedStorage } from './storage.js'
-import { compileDefaults } from './store.js'
-import type { RequestLocals } from './index.js'
+import { describe, invalidArgumentError, optionsError } from './core/errors.js'
+import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions } from './node/request-scope.js'
+import { sharedStorage } from './core/storage.js'
+import { compileDefaults } from './core/store.js'
+import type { RequestLocals } from './core/request-locals.js'
 
 /**
  * Options of {@link withRequestLocals}.
@@ -63,6 +63,6 @@ export function withRequestLocals<Req extends IncomingMessage, Res extends Serve
   }
 }
 
-export type { RequestIdOptions, RequestIdRejection } from './request-id.js'
-export type { InboundBaggageOptions } from './baggage.js'
-export type { DebugLogger } from './node-lifecycle.js'
+export type { RequestIdOptions, RequestIdRejection } from './headers/request-id.js'
+export type { InboundBaggageOptions } from './headers/baggage.js'
+export type { DebugLogger } from './node/request-scope.js'

@@ -1,31 +1,18 @@
-import { buildInstance } from './instance.js'
-import { sharedStorage } from './storage.js'
-import type { LocalsSnapshot, LocalsValues, SnapshotOptions } from './snapshot.js'
-import type { RequestResource, RequestResourceOptions } from './resources.js'
+import { buildInstance } from './core/instance.js'
+import type { RequestLocals } from './core/request-locals.js'
+import { sharedStorage } from './core/storage.js'
+import type { LocalsSnapshot, LocalsValues, SnapshotOptions } from './jobs/snapshot.js'
+import type { RequestResource, RequestResourceOptions } from './lifecycle/resources.js'
 
-export { RequestLocalsError, type RequestLocalsErrorCode } from './errors.js'
-export { createRequestLocals, type RequestLocalsInstance } from './instance.js'
-export { requestId, traceId } from './request-id.js'
-export { bindEmitter } from './emitter.js'
-export { setLocalsDebug } from './debug.js'
-export type { LocalsSnapshot, LocalsValues, SnapshotIdentity, SnapshotOptions } from './snapshot.js'
-export type { RequestResource, RequestResourceOptions } from './resources.js'
-export type { ScopeOutcome, ScopeStatus } from './scope-end.js'
-
-/**
- * The values of one request scope. Empty here: applications declare their
- * keys by augmenting this interface, and every API of the package is then
- * typed by it.
- *
- * @example
- * declare module 'request-locals' {
- *   interface RequestLocals {
- *     user?: { id: string, name: string }
- *     tenant: string
- *   }
- * }
- */
-export interface RequestLocals {}
+export type { RequestLocals } from './core/request-locals.js'
+export { RequestLocalsError, type RequestLocalsErrorCode } from './core/errors.js'
+export { createRequestLocals, type RequestLocalsInstance } from './core/instance.js'
+export { requestId, traceId } from './headers/request-id.js'
+export { bindEmitter } from './core/emitter.js'
+export { setLocalsDebug } from './diagnostics/debug.js'
+export type { LocalsSnapshot, LocalsValues, SnapshotIdentity, SnapshotOptions } from './jobs/snapshot.js'
+export type { RequestResource, RequestResourceOptions } from './lifecycle/resources.js'
+export type { ScopeOutcome, ScopeStatus } from './lifecycle/scope-end.js'
 
 const shared = buildInstance<RequestLocals>(sharedStorage())
 

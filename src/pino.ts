@@ -1,9 +1,9 @@
 import type { Bindings, ChildLoggerOptions, LevelWithSilentOrString, LogFn, Logger } from 'pino'
-import { describe, invalidArgumentError, noScopeCallError } from './errors.js'
-import { logBindingsOf, requestIdOf, requestOf, setLogBindings, traceIdOf } from './scope-state.js'
-import { sharedStorage, type Store } from './storage.js'
-import { isReservedKey } from './store.js'
-import type { RequestLocals } from './index.js'
+import { describe, invalidArgumentError, noScopeCallError } from './core/errors.js'
+import { logBindingsOf, requestIdOf, requestOf, setLogBindings, traceIdOf } from './core/scope-state.js'
+import { sharedStorage, type Store } from './core/storage.js'
+import { isReservedKey } from './core/reserved-keys.js'
+import type { RequestLocals } from './core/request-locals.js'
 
 // Only types come from pino: it is an optional peer dependency, and the
 // loggers this module handles are the application's own instances.

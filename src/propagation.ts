@@ -1,12 +1,12 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
-import { compileOutboundBaggageKeys, serializeBaggage } from './baggage.js'
-import { describe, optionsError } from './errors.js'
-import { isHttpToken } from './http-token.js'
-import { validateRequestId } from './request-id.js'
-import { requestIdOf, traceOf } from './scope-state.js'
-import { sharedStorage, type Store } from './storage.js'
-import { outgoingTraceparent } from './trace-context.js'
-import type { RequestLocals } from './index.js'
+import { compileOutboundBaggageKeys, serializeBaggage } from './headers/baggage.js'
+import { describe, optionsError } from './core/errors.js'
+import { isHttpToken } from './headers/http-token.js'
+import { validateRequestId } from './headers/request-id.js'
+import { requestIdOf, traceOf } from './core/scope-state.js'
+import { sharedStorage, type Store } from './core/storage.js'
+import { outgoingTraceparent } from './headers/trace-context.js'
+import type { RequestLocals } from './core/request-locals.js'
 
 // Outgoing calls carry the calling request's id, trace and chosen locals.
 // Node's fetch is undici, and undici (bundled or the npm package, same

@@ -1,4 +1,4 @@
-import { describe, invalidArgumentError } from './errors.js'
+import { describe, invalidArgumentError } from './core/errors.js'
 import { runWithLocals, type RequestLocals } from './index.js'
 
 // A function's returned object literal escapes TypeScript's excess-property

@@ -1,4 +1,4 @@
-import type { RequestIdRejection } from '../../src/request-id.js'
+import type { RequestIdRejection } from '../../src/headers/request-id.js'
 
 /**
  * Incoming x-request-id values (one entry per header occurrence) and what

@@ -1,0 +1,36 @@
+// Runs tap with the arguments given. On a terminal, tap's own reporter; elsewhere
+// (CI logs, pipes) one line per test file, the full TAP of a file only when
+// it failed, and tap's closing summary.
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+
+const args = process.argv.slice(2)
+const tap = fileURLToPath(new URL('../node_modules/.bin/tap', import.meta.url))
+if (process.stdout.isTTY) {
+  const child = spawn(tap, args, { stdio: 'inherit' })
+  child.on('exit', (code, signal) => { process.exitCode = code ?? (signal === null ? 1 : 128) })
+} else {
+  const child = spawn(tap, ['--reporter=tap', ...args], { stdio: ['inherit', 'pipe', 'inherit'] })
+  let block = []
+  const lines = createInterface({ input: child.stdout })
+  lines.on('line', (line) => {
+    if (line.startsWith('ok ') || line.startsWith('not ok ')) {
+      // A top-level result closes the block of one test file.
+      if (line.startsWith('not ok ') || block.some((l) => /^\s*not ok /.test(l) && !/# (TODO|SKIP)/.test(l))) {
+        for (const l of block) console.log(l)
+      }
+      console.log(line)
+      block = []
+    } else if (line.startsWith('# Subtest: ')) {
+      // the file's name comes again on its result line
+    } else if (line.startsWith('#') || line.startsWith('1..') || line.startsWith('TAP version')) {
+      for (const l of block.filter((l) => l.startsWith('  ---') || l.startsWith('  ...'))) console.log(l)
+      block = []
+      console.log(line)
+    } else {
+      block.push(line)
+    }
+  })
+  child.on('exit', (code, signal) => { process.exitCode = code ?? (signal === null ? 1 : 128) })
+}

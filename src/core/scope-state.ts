@@ -1,0 +1,108 @@
+import { randomUUID } from 'node:crypto'
+import type { ServerResponse } from 'node:http'
+import type { Store } from './storage.js'
+import type { TraceContext } from '../headers/trace-context.js'
+import { kLogBindings, kRequest, kRequestId, kResponse, kTrace } from './symbols.js'
+
+// What the library keeps about a scope besides its values hangs off the store
+// under private symbols, one per feature: a property write per request, no
+// extra allocation, no module-level map, and it becomes unreachable together
+// with the store. Symbol keys are invisible through the proxy (Object.keys,
+// JSON, inspect, `in`) and are not copied into nested scopes, except the
+// request's identity (see inheritIdentity). They are
+// registered (Symbol.for), like the storage, so that two installed copies of
+// the package, which share the storage, also read each other's state.
+
+type StoreWithState = Store & {
+  [kRequest]?: unknown
+  [kResponse]?: ServerResponse
+  [kRequestId]?: string
+  [kTrace]?: TraceContext
+  [kLogBindings]?: Readonly<Record<string, unknown>>
+}
+
+/** Links a store to the framework request it serves. */
+export function attachRequest (store: Store, request: unknown): void {
+  (store as StoreWithState)[kRequest] = request
+}
+
+/**
+ * Links a store to the node:http response it serves, so that per-request
+ * resources can be released when that response closes. Every adapter calls
+ * it when it opens a request's scope (Fastify passes `reply.raw`).
+ *
+ * @example
+ * const store = makeStore(req)
+ * attachRequest(store, req)
+ * attachResponse(store, res)
+ * storage.run(store, next)
+ */
+export function attachResponse (store: Store, response: ServerResponse): void {
+  (store as StoreWithState)[kResponse] = response
+}
+
+/** The framework request a store serves, if an adapter attached one. */
+export function requestOf (store: Store): unknown {
+  return (store as StoreWithState)[kRequest]
+}
+
+/** The node:http response a store serves, if an adapter attached one. */
+export function responseOf (store: Store): ServerResponse | undefined {
+  return (store as StoreWithState)[kResponse]
+}
+
+/**
+ * The scope's request id, settled on first read: the id recorded when the
+ * scope opened, else the framework request's own `id` (Fastify's
+ * request.id, pino-http's numeric req.id), else a fresh UUID (runWithLocals scopes). Lazy, so requests
+ * that never ask for it cost nothing.
+ */
+export function requestIdOf (store: Store): string {
+  const state = store as StoreWithState
+  let id = state[kRequestId]
+  if (id === undefined) {
+    const own = (state[kRequest] as { id?: unknown } | undefined)?.id
+    id = typeof own === 'string' || typeof own === 'number' ? String(own) : randomUUID()
+    state[kRequestId] = id
+  }
+  return id
+}
+
+/** Records the id and the trace a request was given when its scope opened. */
+export function attachRequestId (store: Store, id: string, trace?: TraceContext): void {
+  (store as StoreWithState)[kRequestId] = id
+  if (trace !== undefined) (store as StoreWithState)[kTrace] = trace
+}
+
+/** The trace the scope continues, if any: outgoing calls carry it on. */
+export function traceOf (store: Store): TraceContext | undefined {
+  return (store as StoreWithState)[kTrace]
+}
+
+export function traceIdOf (store: Store): string | undefined {
+  return (store as StoreWithState)[kTrace]?.traceId
+}
+
+export function logBindingsOf (store: Store): Readonly<Record<string, unknown>> | undefined {
+  return (store as StoreWithState)[kLogBindings]
+}
+
+export function setLogBindings (store: Store, bindings: Readonly<Record<string, unknown>>): void {
+  (store as StoreWithState)[kLogBindings] = bindings
+}
+
+/**
+ * A nested scope (runWithLocals inside a request) still serves the same
+ * request, so its log lines must carry the same id, trace id and log fields
+ * (a parent without an id yet gets it now, so that both share one).
+ * These are never mutated in place (bindings are replaced on each add), so
+ * sharing them cannot leak a nested scope's additions outward. The request
+ * object itself is not inherited: its logger is mutable.
+ */
+export function inheritIdentity (store: Store, parent: Store): void {
+  const from = parent as StoreWithState
+  const to = store as StoreWithState
+  to[kRequestId] = requestIdOf(parent)
+  if (from[kTrace] !== undefined) to[kTrace] = from[kTrace]
+  if (from[kLogBindings] !== undefined) to[kLogBindings] = from[kLogBindings]
+}

@@ -1,0 +1,241 @@
+import { EventEmitter } from 'node:events'
+import { IncomingMessage, ServerResponse } from 'node:http'
+import { describe, optionsError } from '../core/errors.js'
+import { attachIncoming, compileRequestIdPolicy, logReplacedRequestId, resolveRequestId, type RequestIdOptions, type RequestIdPolicy } from '../headers/request-id.js'
+import { requestClosed, requestOpened } from '../diagnostics/in-flight.js'
+import { attachRequest, attachResponse } from '../core/scope-state.js'
+import { sharedStorage, type Store } from '../core/storage.js'
+import { kEmit, kRequest, kResponse, kScopedEmit, kStore } from '../core/symbols.js'
+
+// How a node:http request (and so an Express or Connect one) maps onto a
+// scope. The adapters run the handler chain in storage.run(store, …), which
+// covers everything the chain calls and every async operation it starts.
+// What it cannot cover are the request's and response's own events: Node emits
+// 'data', 'end', 'close', 'aborted' and 'error' from the socket's read and
+// close callbacks, whose async context is the connection's. So a listener on
+// the request stream — a body parser reading chunks, multer's fileFilter and
+// storage callbacks (called from busboy, which the request is piped into),
+// `req.on('close')` on an aborted upload — runs outside the scope.
+//
+// Body parsers such as raw-body and multer work around it for their final
+// `next()` by re-entering an AsyncResource saved when the middleware ran,
+// which restores the whole context of that moment and drops whatever any
+// other library set since. The fix belongs one level lower, where the context
+// is lost: the two emitters' `emit` is replaced, per instance, by one shared
+// function that runs the emission in the request's store. Only this library's
+// store changes; every other library's context stays the one the event is
+// emitted in. No closure and no listener is created per request.
+//
+// Each property added to a request or response costs more than it seems:
+// Express gives every req and res its own hidden class (Object.setPrototypeOf
+// per request), so V8 builds a new one for each property added. Hence the
+// store is linked from the request only (the response reaches it through
+// `res.req`), and an emitter's previous `emit` is kept only when it was an
+// own property, put there by another library.
+
+const storage = sharedStorage()
+
+interface ScopedEmitter {
+  [kStore]?: Store
+  [kEmit]?: EventEmitter['emit']
+  emit: EventEmitter['emit']
+}
+
+/** The store a request was opened with, or `undefined` if none was. */
+export function requestStore (request: IncomingMessage): Store | undefined {
+  return (request as unknown as ScopedEmitter)[kStore]
+}
+
+/**
+ * Where the node:http adapters log that an incoming request id was replaced:
+ * any pino-compatible logger.
+ *
+ * @example
+ * app.use(expressRequestLocals({ requestId: { header: true }, logger: pino() }))
+ */
+export interface DebugLogger {
+  debug: (details: object, message: string) => void
+}
+
+/**
+ * The request-id part of the Express and node:http adapters' options.
+ *
+ * @example
+ * expressRequestLocals({ requestId: { header: 'x-request-id', echoHeader: true }, logger })
+ */
+export interface NodeScopeOptions {
+  /**
+   * The request id policy. Without it, `requestId()` is `req.id` when
+   * something (pino-http) set one, else a `crypto.randomUUID()` made on first
+   * read. With it, every request gets a UUID when its scope opens, or a
+   * validated incoming header when `header` is set.
+   */
+  requestId?: RequestIdOptions
+  /**
+   * Where a replaced incoming request id is logged, at debug level (the raw
+   * value never is). Defaults to `req.log` when pino-http set one.
+   */
+  logger?: DebugLogger
+}
+
+/** The validated form of {@link NodeScopeOptions}, compiled once per middleware. */
+export interface NodeScopePolicy {
+  readonly requestId: RequestIdPolicy | undefined
+  readonly logger: DebugLogger | undefined
+}
+
+export function compileNodeScopeOptions (options: NodeScopeOptions, where: string): NodeScopePolicy {
+  const { logger } = options
+  if (logger !== undefined && typeof (logger as Partial<DebugLogger>)?.debug !== 'function') {
+    throw optionsError(`${where} \`logger\` must have a debug(details, message) method, like a pino logger; found ${describe(logger)}.`)
+  }
+  return {
+    requestId: options.requestId === undefined ? undefined : compileRequestIdPolicy(options.requestId, `${where} \`requestId\``),
+    logger
+  }
+}
+
+/**
+ * Makes `store` the scope of one request: the point where the node:http based
+ * adapters open a scope. It links the store to the request and response (the
+ * response's 'close' ends the scope's resources), applies the request id
+ * policy, and makes the request's and the response's events run in `store`.
+ * The caller then runs its handler chain in `storage.run(store, …)`.
+ */
+export function openRequestScope (store: Store, request: IncomingMessage, response: ServerResponse, policy: NodeScopePolicy, scopeEvents = scopeRequestEvents): void {
+  attachRequest(store, request)
+  attachResponse(store, response)
+  if (policy.requestId !== undefined) applyRequestIdPolicy(policy.requestId, policy.logger, store, request, response)
+  scopeEvents(store, request, response)
+}
+
+function applyRequestIdPolicy (policy: RequestIdPolicy, logger: DebugLogger | undefined, store: Store, request: IncomingMessage, response: ServerResponse): void {
+  const incoming = resolveRequestId(policy, request.rawHeaders)
+  const { id, rejected } = incoming
+  attachIncoming(store, id, incoming)
+  if (rejected !== undefined) {
+    const log = logger ?? (request as IncomingMessage & { log?: Partial<DebugLogger> }).log
+    if (typeof log?.debug === 'function') logReplacedRequestId(log as DebugLogger, policy, rejected, { reqId: id })
+  }
+  if (policy.echoHeader !== undefined) response.setHeader(policy.echoHeader, id)
+}
+
+/**
+ * Runs every event of `request` and `response` in `store`, for adapters that
+ * attach their own request object to the store (Fastify's raw pair).
+ */
+export function scopeRequestEvents (store: Store, request: IncomingMessage, response: ServerResponse): void {
+  const scopedRequest = request as unknown as ScopedEmitter
+  scopedRequest[kStore] = store
+  keepOwnEmit(scopedRequest)
+  scopedRequest.emit = emitRequestEvent
+  keepOwnEmit(response as unknown as ScopedEmitter)
+  response.emit = emitResponseEvent
+  requestOpened()
+}
+
+function keepOwnEmit (emitter: ScopedEmitter): void {
+  if (Object.hasOwn(emitter, 'emit')) emitter[kEmit] = emitter.emit
+}
+
+const emit = EventEmitter.prototype.emit
+
+// `arguments` and Reflect.apply pass the event and its arguments through
+// without building a closure or an array per emission.
+
+function emitRequestEvent (this: ScopedEmitter): boolean {
+  return storage.run(this[kStore] as Store, Reflect.apply, this[kEmit] ?? emit, this, arguments) as boolean
+}
+
+// The response emits 'close' exactly once per request, after 'finish' or when
+// the client went away first: the point where the request's scope ends.
+function emitResponseEvent (this: ScopedEmitter & { req: ScopedEmitter }, event: string | symbol): boolean {
+  if (event === 'close') requestClosed()
+  return storage.run(this.req[kStore] as Store, Reflect.apply, this[kEmit] ?? emit, this, arguments) as boolean
+}
+
+// Express (4 and 5) gives each request and response a prototype of its own
+// app (app.request, app.response), whose prototypes are Express's own request
+// and response objects, whose prototypes are node:http's. Replacing `emit`
+// per instance, as above, writes two properties per request on objects V8
+// has already given a prototype of their own, the dearest part of opening a
+// scope (4 % of a small Express request on Node 20, bench/RESULTS.md). So
+// for Express the replacement is made once, on Express's own request and
+// response objects (shared by every app and sub-app of that copy of
+// Express, whichever of them the request is passing through when an event is
+// emitted), and finds the store through what Express links already: the
+// store is `res.locals`, `req.res` is the response, and the store names the
+// request and response it serves. Objects that are not this request's, or no
+// scope's, emit exactly as before.
+
+type ExpressRequest = IncomingMessage & { res?: ExpressResponse }
+type ExpressResponse = ServerResponse & { locals?: Store & { [kRequest]?: unknown, [kResponse]?: unknown } }
+
+/** The object just above node:http's prototype in `object`'s chain, if it is not node:http's own. */
+function frameworkBase (object: object, nodePrototype: object): object | undefined {
+  let prototype = Object.getPrototypeOf(object) as object | null
+  if (prototype === nodePrototype) return undefined
+  while (prototype !== null) {
+    const next = Object.getPrototypeOf(prototype) as object | null
+    if (next === nodePrototype) return prototype
+    prototype = next
+  }
+  return undefined
+}
+
+function patchRequestBase (base: { emit: EventEmitter['emit'], [kScopedEmit]?: true }): void {
+  if (base[kScopedEmit] === true) return
+  const previous = base.emit
+  base.emit = function emitInRequestStore (this: ExpressRequest): boolean {
+    const store = this.res?.locals
+    if (store === undefined || store[kRequest] !== this || storage.getStore() === store) return Reflect.apply(previous, this, arguments) as boolean
+    return storage.run(store, Reflect.apply, previous, this, arguments) as boolean
+  }
+  base[kScopedEmit] = true
+}
+
+function patchResponseBase (base: { emit: EventEmitter['emit'], [kScopedEmit]?: true }): void {
+  if (base[kScopedEmit] === true) return
+  const previous = base.emit
+  base.emit = function emitInResponseStore (this: ExpressResponse, event: string | symbol): boolean {
+    const store = this.locals
+    if (store === undefined || store[kResponse] !== this) return Reflect.apply(previous, this, arguments) as boolean
+    if (event === 'close') requestClosed()
+    if (storage.getStore() === store) return Reflect.apply(previous, this, arguments) as boolean
+    return storage.run(store, Reflect.apply, previous, this, arguments) as boolean
+  }
+  base[kScopedEmit] = true
+}
+
+// The prototypes of the last request and response whose bases were patched:
+// one comparison per request instead of a walk up the chain.
+let checkedRequestPrototype: unknown
+let checkedResponsePrototype: unknown
+
+/**
+ * The Express form of {@link scopeRequestEvents}: `store` must be
+ * `response.locals`, and `request.res` the response. Falls back to the
+ * per-instance form for objects outside Express's prototypes, or whose
+ * `emit` another library replaced on the instance itself.
+ */
+export function scopeExpressRequestEvents (store: Store, request: IncomingMessage, response: ServerResponse): void {
+  const requestPrototype = Object.getPrototypeOf(request) as unknown
+  const responsePrototype = Object.getPrototypeOf(response) as unknown
+  if (requestPrototype !== checkedRequestPrototype || responsePrototype !== checkedResponsePrototype) {
+    const requestBase = frameworkBase(request, IncomingMessage.prototype)
+    const responseBase = frameworkBase(response, ServerResponse.prototype)
+    if (requestBase === undefined || responseBase === undefined || (request as ExpressRequest).res !== response) {
+      scopeRequestEvents(store, request, response)
+      return
+    }
+    patchRequestBase(requestBase as never)
+    patchResponseBase(responseBase as never)
+    checkedRequestPrototype = requestPrototype
+    checkedResponsePrototype = responsePrototype
+  }
+  if (Object.hasOwn(request, 'emit') || Object.hasOwn(response, 'emit')) {
+    scopeRequestEvents(store, request, response)
+    return
+  }
+  requestOpened()
+}
