@@ -9,7 +9,7 @@
 // aborted by the client: mid-body (after the first chunk), while the server
 // works (before any answer), or mid-response (after the first part).
 import { Pool } from 'undici'
-import { seededRandom } from './random.mjs'
+import { seededRandom } from '../bench/cli.mjs'
 
 function pause (ms) {
   return new Promise((resolve) => setTimeout(resolve, ms))
