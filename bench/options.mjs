@@ -8,7 +8,7 @@ const presets = {
   // Smoke run (CI): one short round of everything, to prove every variant
   // starts and answers and the chart renders; its figures mean nothing, so
   // it writes no files unless told to (--json, --svg).
-  smoke: { rounds: 1, warmup: 0, duration: 0.2, connections: 2, pipelining: 1, 'memory-requests': 2000, 'memory-variants': 'request-locals', 'micro-ms': 1 },
+  smoke: { rounds: 1, warmup: 0, duration: 0.2, connections: 2, pipelining: 1, 'memory-requests': 500, 'memory-variants': 'request-locals', 'micro-ms': 1 },
   // Quick run: about 2 minutes per Node version for the Fastify variants, 3
   // with the Express ones; its heap check is shorter than the published one.
   quick: { rounds: 7, warmup: 0.25, duration: 0.5, connections: 10, pipelining: 10, 'memory-requests': 50000, 'memory-variants': 'fastify-request-locals', 'micro-ms': 15, json: 'bench/results.json', svg: 'bench/results.svg' }

@@ -53,7 +53,7 @@ async function httpPhase (node) {
   for (const v of runnable) servers[v.name] = await startServer(node.bin, v.name)
   try {
     for (const v of runnable) {
-      for (const scenario of scenarios) await measure(servers[v.name].port, scenario, { seconds: Math.max(1, 2 * options.warmup), connections: options.connections, pipelining: options.pipelining })
+      if (options.warmup > 0) for (const scenario of scenarios) await measure(servers[v.name].port, scenario, { seconds: Math.max(1, 2 * options.warmup), connections: options.connections, pipelining: options.pipelining })
     }
     for (let round = 0; round < options.rounds; round++) {
       for (const scenario of scenarios) {
