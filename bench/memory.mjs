@@ -10,7 +10,7 @@ const warmupRequests = 20000
 export async function measureHeap (node, variant, scenario, { amount, connections }) {
   const server = await startServer(node, variant, ['--expose-gc'])
   try {
-    await drive(server.port, scenario, { amount: warmupRequests, connections })
+    await drive(server.port, scenario, { amount: Math.min(warmupRequests, amount), connections })
     const afterWarmup = await server.heapUsed()
     await drive(server.port, scenario, { amount, connections })
     const afterLoad = await server.heapUsed()

@@ -2,7 +2,7 @@
 // `node bench/micro.mjs [ms-per-sample]` prints JSON ns/op medians.
 // Cases run interleaved, sample after sample, so a burst of load from another
 // process on the machine slows every case alike rather than one.
-import { requestLocal, runWithLocals } from 'request-locals'
+import { requestLocal, runWithLocals, tryGetLocals } from 'request-locals'
 
 // The storage requestLocal reads: the library keeps it on globalThis under a
 // registered symbol, which gives the "direct getStore()[key]" baseline the
@@ -27,6 +27,19 @@ const cases = {
   'read: requestLocal.key' (n) {
     let hits = 0
     for (let i = 0; i < n; i++) if (requestLocal.user !== undefined) hits++
+    return hits
+  },
+  // The read the README recommends for hot loops: the store once, then
+  // plain property reads.
+  'read: tryGetLocals() once, then .key' (n) {
+    let hits = 0
+    const locals = tryGetLocals()
+    for (let i = 0; i < n; i++) if (locals.user !== undefined) hits++
+    return hits
+  },
+  'read: tryGetLocals().key' (n) {
+    let hits = 0
+    for (let i = 0; i < n; i++) if (tryGetLocals().user !== undefined) hits++
     return hits
   },
   'write: getStore()[key] = v' (n) {

@@ -3,12 +3,14 @@
 // given; prints the markdown tables bench/README.md shows.
 // Flags and their environment variables: `npm run bench -- --help`.
 import { execFileSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { cpus, loadavg, release } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { measure } from './load.mjs'
 import { measureHeap } from './memory.mjs'
-import { resolveNodes } from './node-binaries.mjs'
+import { progress, resolveNodes } from './cli.mjs'
+import { renderChart } from './chart.mjs'
 import { readOptions, usage } from './options.mjs'
 import { pinning, pinSelf, serverCore, startServer } from './processes.mjs'
 import { scenarios as allScenarios } from './scenarios.mjs'
@@ -20,7 +22,9 @@ if (options.help) {
   console.log(usage())
   process.exit(0)
 }
-const log = (message) => process.stderr.write(`${message}\n`)
+// Progress goes to a terminal only (see progress in cli.mjs); the report is
+// the only output otherwise.
+let meter
 
 function selectVariants (patterns) {
   if (patterns.length === 0) return allVariants
@@ -49,7 +53,7 @@ async function httpPhase (node) {
   for (const v of runnable) servers[v.name] = await startServer(node.bin, v.name)
   try {
     for (const v of runnable) {
-      for (const scenario of scenarios) await measure(servers[v.name].port, scenario, { seconds: Math.max(1, 2 * options.warmup), connections: options.connections, pipelining: options.pipelining })
+      if (options.warmup > 0) for (const scenario of scenarios) await measure(servers[v.name].port, scenario, { seconds: Math.max(1, 2 * options.warmup), connections: options.connections, pipelining: options.pipelining })
     }
     for (let round = 0; round < options.rounds; round++) {
       for (const scenario of scenarios) {
@@ -68,7 +72,7 @@ async function httpPhase (node) {
           into.cpu.push(cpuPerRequest)
           rps[v.name] = m.rps
           cpu[v.name] = cpuPerRequest
-          log(`${node.version} round ${round + 1}/${options.rounds} ${scenario.name} ${v.name}: ${Math.round(m.rps)} req/s, ${cpuPerRequest.toFixed(1)} µs CPU/req, p50 ${m.p50} ms, p99 ${m.p99} ms`)
+          meter.step(`${node.version} round ${round + 1}/${options.rounds} ${scenario.name} ${v.name}`)
         }
         for (const v of runnable) {
           samples[scenario.name][v.name].ratio.push(rps[v.name] / rps[baselineOf(v)])
@@ -115,7 +119,7 @@ async function memoryPhase (node) {
   const chosen = runnable.filter((v) => options.memoryVariants.some((p) => v.name.includes(p)))
   const rows = []
   for (const v of chosen) {
-    log(`${node.version} memory ${v.name}: ${options.memoryRequests} requests …`)
+    meter.step(`${node.version} heap ${v.name}`)
     const heap = await measureHeap(node.bin, v.name, scenario, { amount: options.memoryRequests, connections: options.connections, pipelining: options.pipelining })
     const mb = (bytes) => fixed(bytes / 2 ** 20, 2)
     rows.push([node.version, v.framework, v.label, mb(heap.afterWarmup), mb(heap.afterLoad), mb(heap.afterLoad - heap.afterWarmup), fixed(heap.perRequest, 2)])
@@ -126,7 +130,7 @@ async function memoryPhase (node) {
 function microPhase (node) {
   const script = fileURLToPath(new URL('./micro.mjs', import.meta.url))
   const command = pinning ? ['taskset', ['-c', String(serverCore), node.bin, script, String(options.microMs)]] : [node.bin, [script, String(options.microMs)]]
-  log(`${node.version} micro-benchmarks …`)
+  meter.step(`${node.version} micro-benchmarks`)
   return JSON.parse(execFileSync(command[0], command[1], { encoding: 'utf8' })).nsPerOp
 }
 
@@ -163,6 +167,16 @@ const report = [
 const httpByNode = {}
 const memoryRows = []
 const micro = {}
+// One step per measurement, heap check and micro-benchmark run.
+const steps = nodes.length * (
+  (options.phases.includes('http') ? options.rounds * scenarios.length * runnable.length : 0) +
+  (options.phases.includes('memory') ? runnable.filter((v) => options.memoryVariants.some((p) => v.name.includes(p))).length : 0) +
+  (options.phases.includes('micro') ? 1 : 0))
+{
+  const bar = progress(steps, 'steps')
+  let done = 0
+  meter = { step: (label) => bar.update(done++, label), end: () => { bar.update(done); bar.end() } }
+}
 for (const node of nodes) {
   if (options.phases.includes('http')) {
     httpByNode[node.version] = await httpPhase(node)
@@ -178,7 +192,27 @@ if (memoryRows.length > 0) {
 }
 if (Object.keys(micro).length > 0) report.push('### Micro-benchmarks (median ns per operation; × = ratio to the direct AsyncLocalStorage operation)', '', microTable(micro), '')
 
+meter.end()
 const markdown = report.join('\n')
 console.log(markdown)
-if (options.out !== undefined) writeFileSync(options.out, markdown + '\n')
-log(`done in ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`)
+function write (file, text) {
+  mkdirSync(dirname(file), { recursive: true })
+  writeFileSync(file, text)
+}
+if (options.out !== undefined) write(options.out, markdown + '\n')
+// Every measurement, not only the medians: the chart, or any other reading,
+// is drawn from this file.
+const results = {
+  started: started.toISOString(),
+  command: process.argv.slice(2),
+  preset: options.preset,
+  rounds: options.rounds,
+  machine: { cpus: cpu.length, model: cpu[0]?.model.trim(), release: release(), loadAverage: loadavg() },
+  variants: selected.filter((v) => !skipped.has(v.name)).map(({ name, framework, label }) => ({ name, framework, label })),
+  scenarios: scenarios.map(({ name, title, method, path }) => ({ name, title, method, path })),
+  http: httpByNode,
+  memory: memoryRows,
+  micro
+}
+if (options.json !== undefined) write(options.json, JSON.stringify(results, null, 1) + '\n')
+if (options.svg !== undefined && Object.keys(httpByNode).length > 0) write(options.svg, renderChart(results))

@@ -4,9 +4,10 @@
 // GC (when started with --expose-gc), and exits when the parent goes away.
 // Only the variant's own framework is loaded.
 const name = process.argv[2] ?? ''
-const framework = name.split('-')[0]
-if (framework !== 'fastify' && framework !== 'express') {
-  throw new Error(`Unknown variant ${JSON.stringify(name)}: expected a name starting with fastify- or express-.`)
+const modules = { fastify: 'fastify', express: 'express', express4: 'express', http: 'http' }
+const framework = modules[name.split('-')[0]]
+if (framework === undefined) {
+  throw new Error(`Unknown variant ${JSON.stringify(name)}: expected a name starting with ${Object.keys(modules).map((m) => `${m}-`).join(', ')}.`)
 }
 const { builders, listen } = await import(`./variants/${framework}.mjs`)
 if (!(name in builders)) {
@@ -18,6 +19,10 @@ process.on('message', function answer (message) {
   if (message === 'cpu') {
     const { user, system } = process.cpuUsage()
     process.send({ cpu: user + system })
+    return
+  }
+  if (message === 'pid') {
+    process.send({ pid: process.pid })
     return
   }
   if (message !== 'heap') return

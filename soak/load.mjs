@@ -10,7 +10,7 @@
 // works (before any answer), or mid-response (after the first part).
 import { readFileSync } from 'node:fs'
 import { Pool } from 'undici'
-import { seededRandom } from './random.mjs'
+import { seededRandom } from '../bench/cli.mjs'
 
 function pause (ms) {
   return new Promise((resolve) => setTimeout(resolve, ms))

@@ -1,6 +1,6 @@
 // The soak's command-line flags, each also settable as an environment
 // variable (--requests 50000 or SOAK_REQUESTS=50000; a flag wins).
-import { parseArgs } from 'node:util'
+import { defineFlags, list, nodeCache, thisNode } from '../bench/cli.mjs'
 
 const flags = {
   requests: { type: 'string', default: '1000000', help: 'requests per server and Node version, warm-up included' },
@@ -18,27 +18,14 @@ const flags = {
   help: { type: 'boolean' }
 }
 
-function envName (flag) {
-  return `SOAK_${flag.toUpperCase().replaceAll('-', '_')}`
-}
+const cli = defineFlags({ command: 'npm run soak', envPrefix: 'SOAK', flags })
 
 export function usage () {
-  const lines = ['Usage: npm run soak -- [flags]', '']
-  for (const [flag, spec] of Object.entries(flags)) {
-    if (spec.help !== undefined) lines.push(`  --${flag.padEnd(12)} ${envName(flag).padEnd(18)} ${spec.help}${spec.default === undefined ? '' : ` (default ${spec.default})`}`)
-  }
-  return lines.join('\n')
-}
-
-function number (name, value, min, max = Infinity) {
-  const n = Number(value)
-  if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${name} (${envName(name)}) must be a number from ${min} to ${max}; found ${JSON.stringify(value)}.`)
-  return n
+  return cli.usage()
 }
 
 export function readOptions (argv = process.argv.slice(2), env = process.env) {
-  const { values } = parseArgs({ args: argv, options: Object.fromEntries(Object.entries(flags).map(([k, v]) => [k, { type: v.type }])) })
-  const get = (flag) => values[flag] ?? env[envName(flag)] ?? flags[flag].default
+  const { given, value: get, number } = cli.read(argv, env)
   const server = get('server')
   if (!['fastify', 'express', 'both'].includes(server)) throw new Error(`--server must be fastify, express or both; found ${JSON.stringify(server)}.`)
   const transport = get('transport')
@@ -47,19 +34,19 @@ export function readOptions (argv = process.argv.slice(2), env = process.env) {
   const requests = Math.floor(number('requests', get('requests'), 1))
   const warmup = get('warmup')
   return {
-    help: values.help === true,
-    json: values.json === true || env.SOAK_JSON === '1',
+    help: given('help') === true,
+    json: given('json') === true,
     requests,
     connections: Math.floor(number('connections', get('connections'), 1)),
     servers: server === 'both' ? ['fastify', 'express'] : [server],
     transport,
     sessions: Math.floor(number('sessions', get('sessions'), 1)),
-    node: (get('node') ?? process.versions.node.split('.')[0]).split(',').map((n) => n.trim()).filter(Boolean),
+    node: list(get('node') ?? thisNode),
     seed: Math.floor(number('seed', get('seed'), 0)),
     maxDelay: number('max-delay', get('max-delay'), 0),
     abortShare: number('abort-share', get('abort-share'), 0, 1),
     warmup: warmup === undefined ? Math.min(50000, Math.floor(requests / 10)) : Math.floor(number('warmup', warmup, 0, requests)),
     heapLimitMb: number('heap-limit', get('heap-limit'), 0),
-    nodeCache: new URL('../node_modules/.cache/request-locals-bench/', import.meta.url).pathname
+    nodeCache
   }
 }

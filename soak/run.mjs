@@ -6,7 +6,7 @@
 // exits with 1 if any run found a mismatch, a loss, an error, unbalanced
 // resources, a crash or heap growth. Flags: `npm run soak -- --help`.
 import { cpus, loadavg } from 'node:os'
-import { resolveNodes } from '../bench/node-binaries.mjs'
+import { progress, resolveNodes } from '../bench/cli.mjs'
 import { fixed, table } from '../bench/stats.mjs'
 import { readOptions, usage } from './options.mjs'
 import { failures, soakOne } from './soak.mjs'
@@ -44,19 +44,27 @@ function report (results) {
 const nodes = resolveNodes(options.node, options.nodeCache)
 const started = new Date()
 const results = []
+// One progress line (a terminal only) for every run, however many go at once.
+const meter = progress(nodes.length * options.servers.length * options.requests, 'requests')
+const sentBefore = { done: 0 }
 for (const node of nodes) {
   // The servers' runs go on at the same time, each with its own server
   // process and its own connections: Fastify's run leaves a core half idle
   // that Express's can use, which keeps a full soak under 10 minutes here.
+  const sent = Object.fromEntries(options.servers.map((framework) => [framework, 0]))
   const runs = options.servers.map(async (framework) => {
-    log(`${framework} on ${node.version}: ${options.requests} requests over ${options.connections} connections …`)
-    const result = await soakOne(node, framework, options, log)
+    const result = await soakOne(node, framework, options, (count) => {
+      sent[framework] = count
+      meter.update(sentBefore.done + Object.values(sent).reduce((a, b) => a + b, 0), `${options.servers.join(' + ')} on ${node.version}`)
+    })
     result.failures = failures(result, options)
     for (const sample of result.client.samples) log(`  ${framework}: ${JSON.stringify(sample)}`)
     return result
   })
   results.push(...await Promise.all(runs))
+  sentBefore.done += options.servers.length * options.requests
 }
+meter.end()
 
 if (options.json) {
   console.log(JSON.stringify(results))
@@ -69,5 +77,4 @@ if (options.json) {
     report(results), ''
   ].join('\n'))
 }
-log(`done in ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`)
 if (results.some((r) => r.failures.length > 0)) process.exitCode = 1

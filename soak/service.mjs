@@ -7,7 +7,7 @@
 // answers never reach the client, are checked too.
 import { EventEmitter } from 'node:events'
 import { bindEmitter, defineRequestResource, requestLocal } from 'request-locals'
-import { seededRandom } from './random.mjs'
+import { seededRandom } from '../bench/cli.mjs'
 
 /** What the server saw; the load generator reads it over IPC at the end. */
 export const counters = {

@@ -5,7 +5,6 @@ import { startServer } from '../bench/processes.mjs'
 import { Load } from './load.mjs'
 
 const serverScript = fileURLToPath(new URL('./server.mjs', import.meta.url))
-const progressEveryMs = 10000
 
 // Asks the server over IPC; rejects instead of waiting forever if it has died.
 function ask (server, question, answer) {
@@ -15,8 +14,11 @@ function ask (server, question, answer) {
   ])
 }
 
-/** Runs the soak against `framework` on `node` ({ bin, version }); resolves with its figures. */
-export async function soakOne (node, framework, options, log) {
+/**
+ * Runs the soak against `framework` on `node` ({ bin, version }); resolves
+ * with its figures. `report(sent)` hears how many requests have been sent.
+ */
+export async function soakOne (node, framework, options, report = () => {}) {
   // Not pinned: the runs of both servers share the machine's cores, and the
   // soak checks isolation, not speed.
   const server = await startServer(node.bin, framework, ['--expose-gc'], { script: serverScript, args: [String(options.seed), String(options.maxDelay), options.transport], pin: false })
@@ -26,15 +28,13 @@ export async function soakOne (node, framework, options, log) {
   const tally = load.tally
   const label = `${framework}${options.transport === 'h2' ? ' (HTTP/2)' : ''} on ${node.version}`
   let driving = 0
-  let drivenSince = 0
-  const progress = setInterval(() => {
-    log(`${label}: ${tally.sent}/${options.requests} requests, ${Math.round(tally.sent / ((driving + performance.now() - drivenSince) / 1000))} req/s, ${tally.mismatches} mismatches, ${tally.losses} losses, ${tally.errors} errors`)
-  }, progressEveryMs)
+  // Progress (a terminal only): requests sent so far, every second.
+  const progress = setInterval(() => report(tally.sent), 1000)
   progress.unref()
   async function drive (count) {
-    drivenSince = performance.now()
+    const since = performance.now()
     await load.drive(count)
-    driving += performance.now() - drivenSince
+    driving += performance.now() - since
   }
   try {
     await drive(options.warmup)

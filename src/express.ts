@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { uncalledFactoryError } from './core/errors.js'
-import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions } from './node/request-scope.js'
+import { compileNodeScopeOptions, openRequestScope, requestStore, scopeExpressRequestEvents, type NodeScopeOptions } from './node/request-scope.js'
+import { requestOf } from './core/scope-state.js'
 import { sharedStorage, type Store } from './core/storage.js'
 import { copyOwnValues } from './core/store.js'
 
@@ -84,7 +85,8 @@ export function expressRequestLocals<Req extends IncomingMessage = IncomingMessa
   return function openExpressRequestScope (req: Req, res: ExpressLikeResponse, next: ExpressLikeNext): void {
     // Mounted twice (an app and a router, or a sub-app): the same request
     // keeps the one store it was given first.
-    const opened = requestStore(req)
+    const earlier = res.locals as Store | undefined | null
+    const opened = earlier !== undefined && earlier !== null && requestOf(earlier) === req ? earlier : requestStore(req)
     if (opened !== undefined) {
       storage.run(opened, next)
       return
@@ -101,10 +103,9 @@ export function expressRequestLocals<Req extends IncomingMessage = IncomingMessa
     // res.locals are kept, and win over defaults (they are this request's).
     // Own keys only: a key inherited from a polluted Object.prototype is not
     // this request's, and copying it would make it a local of every request.
-    const earlier = res.locals as Store | undefined
     if (earlier !== undefined && earlier !== null) copyOwnValues(store, earlier)
     res.locals = store
-    openRequestScope(store, req, res, policy)
+    openRequestScope(store, req, res, policy, scopeExpressRequestEvents)
     storage.run(store, next)
   }
 }

@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunc
 import { optionsError, uncalledFactoryError } from './core/errors.js'
 import { booleanOption } from './core/options.js'
 import { compileRequestScopeOptions, type RequestScopeOptions, type RequestScopePolicy } from './adapters/scope-options.js'
-import { sharedStorage, type Store } from './core/storage.js'
+import { sharedStorage, type LocalsStorage, type Store } from './core/storage.js'
 import { endingOf, outcomeBeforeResponse, recordScopeError } from './lifecycle/scope-end.js'
 import { endResourcesNow } from './lifecycle/resources.js'
 import { attachReply, attachRequest, attachResponse } from './core/scope-state.js'
@@ -67,6 +67,61 @@ function applyRequestIdPolicy (policy: RequestIdPolicy, store: Store, request: F
 }
 
 const WHERE = 'app.register(fastifyRequestLocals, options)'
+
+// The two hook kinds Fastify runs outside the request's async context.
+const kScopedHooks: ReadonlySet<string> = new Set(['onRequestAbort', 'onTimeout'])
+
+type AnyHook = (this: unknown, request: FastifyRequest, ...rest: unknown[]) => unknown
+
+// One wrapper per registered hook, none per request. `arguments` and
+// Reflect.apply keep Fastify's `this` (the instance) and its `done` callback;
+// the hook's own result (a promise for an async hook) is returned as is.
+function inRequestScope (storage: LocalsStorage, hook: AnyHook): AnyHook {
+  return function runHookInRequestScope (this: unknown, request: FastifyRequest) {
+    // null when the scope never opened (a hook registered before the plugin
+    // was still running when the client left, or timed out): the hook then
+    // runs outside any scope (hasLocals() false, requestLocal refuses), never
+    // in a null store nor in whatever scope the connection was made in.
+    const store = request.locals as Store | null
+    if (store === null) return storage.exit(Reflect.apply, hook, this, arguments)
+    return storage.run(store, Reflect.apply, hook, this, arguments)
+  }
+}
+
+// Fastify refuses an async hook that also takes a `done` callback by looking
+// at the function itself; such a hook is passed on unwrapped so that Fastify
+// still throws its own error for it.
+function refusedByFastify (name: string, hook: AnyHook): boolean {
+  if (hook.constructor.name !== 'AsyncFunction') return false
+  return name === 'onRequestAbort' ? hook.length !== 1 : hook.length === 3
+}
+
+function scopedHook (storage: LocalsStorage, name: string, hook: unknown): unknown {
+  if (!kScopedHooks.has(name)) return hook
+  const scoped = (each: unknown): unknown => typeof each === 'function' && !refusedByFastify(name, each as AnyHook) ? inRequestScope(storage, each as AnyHook) : each
+  // Route options also take an array of hooks; anything else is left for
+  // Fastify to reject with its own error.
+  return Array.isArray(hook) ? hook.map(scoped) : scoped(hook)
+}
+
+// Where an application can register an onRequestAbort or onTimeout hook after
+// the plugin: `addHook` on this instance and on every context created from it
+// (Fastify makes child contexts with Object.create, so they inherit the
+// wrapped method, and fastify-plugin children share this very instance), and
+// the route options, which Fastify hands to onRoute hooks before it reads them.
+function scopeAbortAndTimeoutHooks (fastify: FastifyInstance, storage: LocalsStorage): void {
+  const addHook = fastify.addHook as (this: FastifyInstance, name: string, hook: unknown) => FastifyInstance
+  const addHookInRequestScope = function addHookInRequestScope (this: FastifyInstance, name: string, hook: unknown): FastifyInstance {
+    return Reflect.apply(addHook, this, [name, scopedHook(storage, name, hook)]) as FastifyInstance
+  }
+  fastify.addHook = addHookInRequestScope as FastifyInstance['addHook']
+  fastify.addHook('onRoute', function scopeRouteHooks (route) {
+    const options = route as unknown as Record<string, unknown>
+    for (const name of kScopedHooks) {
+      if (options[name] !== undefined) options[name] = scopedHook(storage, name, options[name])
+    }
+  })
+}
 
 function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyRequestLocalsOptions, done: (err?: Error) => void): void {
   // Called instead of registered: app.register(fastifyRequestLocals({ … }))
@@ -144,29 +199,14 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
   })
   // Fastify runs onRequestAbort from the raw request's 'close' event and
   // onTimeout from the socket's 'timeout' event, whose async context is the
-  // connection's, not the request's. Running first in their hook chains,
-  // these re-enter the request's own store (not a saved async resource), so
-  // the hooks after them see it and no other library's context is replaced.
-  // With scopeRawEvents the 'close' event already runs in the store.
-  //
-  // A request whose scope never opened (a hook registered before the plugin
-  // was still running when the client left, or timed out) has no store: its
-  // hooks run outside any scope (hasLocals() false, requestLocal refuses),
-  // never inside a null one that requestId(), loggers and requestLocal would
-  // trip over, nor in whatever scope the connection was made in.
-  if (!scopeRaw) {
-    fastify.addHook('onRequestAbort', function enterScopeOnAbort (request: FastifyRequest, next: HookHandlerDoneFunction) {
-      enterRequestScope(request, next)
-    })
-  }
-  // Sockets time out only when Fastify's connectionTimeout is set. Any
-  // onTimeout hook makes Fastify touch every request's socket (and breaks
-  // injectWS, whose fake request has none), so it is added only then.
-  if (Number(fastify.initialConfig.connectionTimeout) > 0) {
-    fastify.addHook('onTimeout', function enterScopeOnTimeout (request: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
-      enterRequestScope(request, next)
-    })
-  }
+  // connection's, not the request's. A hook of either kind also costs every
+  // request of the routes it covers (Fastify adds a 'close' listener, a new
+  // closure, or a `_meta` object per request: 3-5 % of a small request,
+  // bench/RESULTS.md), so the plugin registers none of its own. Instead each
+  // such hook the application registers after it is wrapped to run in its
+  // request's own store (not a saved async resource, so no other library's
+  // context is replaced): an application without these hooks pays nothing.
+  scopeAbortAndTimeoutHooks(fastify, storage)
   // Over HTTP/2, Node emits the response's 'finish', which runs onResponse,
   // from the stream's 'close', in the session's context: the hooks would run
   // outside the scope (on HTTP/1 the write callback that emits it carries the

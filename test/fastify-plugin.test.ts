@@ -2,6 +2,7 @@ import t from 'tap'
 import { AsyncLocalStorage } from 'node:async_hooks'
 import http from 'node:http'
 import Fastify, { type FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
 import fastifyRequestLocals, { type FastifyRequestLocalsOptions } from '../src/fastify.js'
 import { hasLocals, requestLocal, runWithLocals, tryGetLocals } from '../src/index.js'
 import { deferred, keepAliveAgent, portOf, send } from './helpers/http.js'
@@ -133,6 +134,134 @@ t.test('every hook registered after the plugin sees the request\'s own store', a
   t.same(hooks('fail'), ['onRequest:', 'preParsing:', 'preValidation:', 'preHandler:', 'handler:', 'onError:', 'onSend:', 'onResponse:'])
   t.ok(hooks('abort').includes('onRequestAbort:'), 'onRequestAbort ran, in scope')
   t.ok(hooks('timeout').includes('onTimeout:'), 'onTimeout ran, in scope')
+})
+
+t.test('without onRequestAbort or onTimeout hooks of its own, the app gets none from the plugin', async (t) => {
+  // Either hook kind makes Fastify add a listener or an object to every
+  // request, so the plugin must not register one the app did not ask for.
+  const perRequest = async (withPlugin: boolean): Promise<unknown> => {
+    const app = Fastify({ connectionTimeout: 300 })
+    if (withPlugin) await app.register(fastifyRequestLocals)
+    t.teardown(() => app.close())
+    app.get('/', async (request) => ({
+      closeListeners: request.raw.listenerCount('close'),
+      socketMeta: '_meta' in request.raw.socket
+    }))
+    return (await app.inject('/')).json()
+  }
+  t.same(await perRequest(true), await perRequest(false), 'the same listeners and socket state as without the plugin')
+})
+
+t.test('onRequestAbort and onTimeout hooks see the request\'s store however they are registered', async (t) => {
+  const app = Fastify({ connectionTimeout: 300 })
+  await app.register(fastifyRequestLocals, { defaults: (request: { headers: Record<string, unknown> }) => ({ seen: String(request.headers['x-id']) }) })
+  const release = deferred()
+  t.teardown(async () => { release.resolve(); await app.close() })
+  const seen: string[] = []
+  const arrivals: Array<{ count: number, done: () => void }> = []
+  const record = (hook: string, request: { headers: Record<string, unknown> }): void => {
+    seen.push(`${String(request.headers['x-id'])} ${hook} ${tryGetLocals()?.seen ?? 'none'}`)
+    for (const waiter of arrivals) if (seen.length === waiter.count) waiter.done()
+  }
+  const recorded = (count: number): Promise<void> => new Promise((resolve) => {
+    if (seen.length >= count) resolve()
+    else arrivals.push({ count, done: resolve })
+  })
+  const hang = async (request: { headers: Record<string, unknown> }): Promise<object> => {
+    record('handler', request)
+    await release.promise
+    return { late: true }
+  }
+
+  // Each way in a context of its own, so that each hook is the first of its
+  // chain (a hook that runs in the store hands it on to the hooks after it).
+  // In route options, an array of hooks and a single one.
+  await app.register(async (context) => {
+    context.post('/', {
+      onRequestAbort: [async (request) => record('route-abort', request)],
+      onTimeout: async (request) => record('route-timeout', request)
+    }, hang)
+  }, { prefix: '/route' })
+  // In an encapsulated child context.
+  await app.register(async (child) => {
+    child.addHook('onRequestAbort', async (request) => record('child-abort', request))
+    child.addHook('onTimeout', async (request) => record('child-timeout', request))
+    child.post('/', hang)
+  }, { prefix: '/child' })
+  // In a fastify-plugin plugin, which shares its parent's instance.
+  await app.register(async (context) => {
+    await context.register(fp(async (shared) => {
+      shared.addHook('onRequestAbort', (request, done) => { record('shared-abort', request); done() })
+      shared.addHook('onTimeout', async (request) => record('shared-timeout', request))
+    }))
+    context.post('/', hang)
+  }, { prefix: '/shared' })
+  // On the instance itself, async and callback style: in an app of its own,
+  // since Fastify runs an instance's hooks ahead of its children's.
+  const other = Fastify({ connectionTimeout: 300 })
+  await other.register(fastifyRequestLocals, { defaults: (request: { headers: Record<string, unknown> }) => ({ seen: String(request.headers['x-id']) }) })
+  t.teardown(async () => { release.resolve(); await other.close() })
+  other.addHook('onRequestAbort', async (request) => record('instance-abort', request))
+  other.addHook('onTimeout', (request, _reply, done) => { record('instance-timeout', request); done() })
+  other.post('/instance', hang)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  await other.listen({ port: 0, host: '127.0.0.1' })
+  const portFor = (way: string): number => portOf(way === 'instance' ? other.server : app.server)
+
+  const abort = (way: string): void => {
+    const port = portFor(way)
+    const path = way === 'instance' ? '/instance' : `/${way}/`
+    const id = `${way}-aborted`
+    const client = http.request({ port, host: '127.0.0.1', path, method: 'POST', headers: { 'x-id': id, 'content-type': 'application/json', 'content-length': '100' } })
+    client.on('error', () => {})
+    client.write('{"half":', () => setImmediate(() => client.destroy()))
+  }
+  const timeOut = (way: string): void => {
+    const port = portFor(way)
+    const path = way === 'instance' ? '/instance' : `/${way}/`
+    const id = `${way}-timed-out`
+    const client = http.request({ port, host: '127.0.0.1', path, method: 'POST', headers: { 'x-id': id, 'content-type': 'application/json' } })
+    client.on('error', () => {})
+    client.end('{}')
+  }
+  const ways = ['route', 'child', 'shared', 'instance']
+  for (const way of ways) abort(way)
+  await recorded(ways.length)
+  for (const way of ways) timeOut(way)
+  await recorded(3 * ways.length)
+
+  t.same(seen.filter((line) => { const [id, , store] = line.split(' '); return id !== store }), [], 'every hook ran in its own request\'s store')
+  const hooks = (id: string): string[] => seen.filter((line) => line.startsWith(`${id} `)).map((line) => line.split(' ')[1]!).sort()
+  for (const way of ways) {
+    t.same(hooks(`${way}-aborted`), [`${way}-abort`], `${way}: onRequestAbort`)
+    t.same(hooks(`${way}-timed-out`), ['handler', `${way}-timeout`].sort(), `${way}: onTimeout`)
+  }
+})
+
+t.test('an abort before the scope opened runs the abort hooks outside any scope', async (t) => {
+  const app = Fastify()
+  const arrived = deferred()
+  // Registered before the plugin: this request never reaches its onRequest hook.
+  app.addHook('onRequest', (_request, _reply, _done) => { arrived.resolve() })
+  await app.register(fastifyRequestLocals)
+  t.teardown(() => app.close())
+  const aborted = deferred<string>()
+  app.addHook('onRequestAbort', async (_request) => { aborted.resolve(tryGetLocals() === undefined ? 'none' : 'a store') })
+  app.get('/', async () => 'unreachable')
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const client = http.request({ port: portOf(app.server), host: '127.0.0.1', path: '/' })
+  client.on('error', () => {})
+  client.end()
+  await arrived.promise
+  client.destroy()
+  t.equal(await aborted.promise, 'none')
+})
+
+t.test('Fastify still refuses malformed onRequestAbort and onTimeout hooks with its own errors', async (t) => {
+  const app = await appWith()
+  t.throws(() => app.addHook('onRequestAbort', (async (_request: unknown, _done: unknown) => {}) as never), { code: 'FST_ERR_HOOK_INVALID_ASYNC_HANDLER' })
+  t.throws(() => app.addHook('onTimeout', (async (_request: unknown, _reply: unknown, _done: unknown) => {}) as never), { code: 'FST_ERR_HOOK_INVALID_ASYNC_HANDLER' })
+  t.throws(() => app.get('/', { onRequestAbort: [42 as never] }, async () => 'x'), { code: 'FST_ERR_HOOK_INVALID_HANDLER' })
 })
 
 t.test('a server started inside runWithLocals still gives each request a fresh store', async (t) => {

@@ -1,7 +1,12 @@
-// The Express variants (Express 5): the same three routes as the Fastify
-// ones, behind express.json() for the POST body.
-import express from 'express'
+// The Express variants: the same three routes as the Fastify ones, behind
+// express.json() for the POST body. `express-…` variants run Express 5,
+// `express4-…` ones Express 4 (the same builders on the other major).
+import { AsyncLocalStorage } from 'node:async_hooks'
+import express5 from 'express'
+import express4 from 'express4'
 import { currentUser, step } from '../scenarios.mjs'
+
+let express = express5
 
 function ack (body) {
   return { received: body.items.length }
@@ -89,6 +94,31 @@ async function clsRtracer () {
   return server
 }
 
+// The floor any AsyncLocalStorage design can reach: one run() per request in
+// the first middleware, a plain object as the store, no checks.
+async function handRolled () {
+  const als = new AsyncLocalStorage()
+  const server = app()
+  server.use(function openScope (_req, _res, next) { als.run({}, next) })
+  server.use(express.json())
+  async function service () {
+    await step(1)
+    await step(2)
+    const store = als.getStore()
+    return { user: store.user.id, tenant: store.tenant, requestId: store.requestId }
+  }
+  server.get('/small', (_req, res) => { res.json({ hello: 'world' }) })
+  server.get('/locals', async (_req, res) => {
+    const store = als.getStore()
+    store.user = currentUser()
+    store.tenant = 'public'
+    store.requestId = 'r1'
+    res.json(await service())
+  })
+  server.post('/body', (req, res) => { res.json(ack(req.body)) })
+  return server
+}
+
 export async function listen (build) {
   const server = await build()
   return new Promise((resolve, reject) => {
@@ -99,9 +129,19 @@ export async function listen (build) {
   })
 }
 
+const onExpress4 = (build) => () => {
+  express = express4
+  return build()
+}
+
 export const builders = {
   'express-bare': bare,
+  'express-hand-rolled-als': handRolled,
   'express-request-locals': requestLocals,
   'express-http-context': expressHttpContext,
-  'express-cls-rtracer': clsRtracer
+  'express-cls-rtracer': clsRtracer,
+  'express4-bare': onExpress4(bare),
+  'express4-hand-rolled-als': onExpress4(handRolled),
+  'express4-request-locals': onExpress4(requestLocals),
+  'express4-http-context': onExpress4(expressHttpContext)
 }

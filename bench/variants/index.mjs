@@ -17,9 +17,17 @@ export const variants = [
   { name: 'fastify-request-context', framework: 'fastify', label: '@fastify/request-context' },
   { name: 'fastify-cls-rtracer', framework: 'fastify', label: 'cls-rtracer' },
   { name: 'express-bare', framework: 'express', label: 'bare Express' },
+  { name: 'express-hand-rolled-als', framework: 'express', label: 'hand-rolled AsyncLocalStorage.run (floor)' },
   { name: 'express-request-locals', framework: 'express', label: 'request-locals', unavailable: needsDist('express.js') },
   { name: 'express-http-context', framework: 'express', label: 'express-http-context' },
-  { name: 'express-cls-rtracer', framework: 'express', label: 'cls-rtracer' }
+  { name: 'express-cls-rtracer', framework: 'express', label: 'cls-rtracer' },
+  { name: 'express4-bare', framework: 'express4', label: 'bare Express 4' },
+  { name: 'express4-hand-rolled-als', framework: 'express4', label: 'hand-rolled AsyncLocalStorage.run (floor)' },
+  { name: 'express4-request-locals', framework: 'express4', label: 'request-locals', unavailable: needsDist('express.js') },
+  { name: 'express4-http-context', framework: 'express4', label: 'express-http-context' },
+  { name: 'http-bare', framework: 'http', label: 'bare node:http' },
+  { name: 'http-hand-rolled-als', framework: 'http', label: 'hand-rolled AsyncLocalStorage.run (floor)' },
+  { name: 'http-request-locals', framework: 'http', label: 'request-locals', unavailable: needsDist('http.js') }
 ]
 
 /** The bare server each variant's ratio is computed against. */

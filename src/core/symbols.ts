@@ -59,6 +59,8 @@ export const kFailure = Symbol.for('request-locals.failure')
 export const kStore = Symbol.for('request-locals.request-store')
 /** On a request or response: an `emit` another library had set on the emitter itself. */
 export const kEmit = Symbol.for('request-locals.delegate-emit')
+/** On Express's own request and response objects: their emit runs each request's events in its store. */
+export const kScopedEmit = Symbol.for('request-locals.scoped-emit')
 /** On Fastify's raw request: the id decided in genReqId, picked up by onRequest. */
 export const kIncomingRequestId = Symbol.for('request-locals.incoming-request-id')
 /** On a bound emitter: its original emit, so binding again (through any copy) replaces the binding. */

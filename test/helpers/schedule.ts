@@ -1,21 +1,12 @@
+import { seededRandom } from '../../bench/cli.mjs'
+
+export { seededRandom }
 import { deferred } from './http.js'
 
 // Seeded request schedules for the randomized interleaving test: which
 // stages of each request await, what, for how long, which requests throw or
 // abort and where. Everything is drawn from one seed, so a failing run is
 // replayed by running that seed again.
-
-/** mulberry32: a small, fast 32-bit PRNG; the same seed gives the same sequence. */
-export function seededRandom (seed: number): () => number {
-  let state = seed >>> 0
-  return function next () {
-    state = (state + 0x6d2b79f5) >>> 0
-    let z = state
-    z = Math.imul(z ^ (z >>> 15), z | 1)
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61)
-    return ((z ^ (z >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /**
  * What one stage of a request does before it checks its locals:
