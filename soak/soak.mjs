@@ -26,7 +26,6 @@ export async function soakOne (node, framework, options, report = () => {}) {
   server.exited.then((code) => { crashed ??= `exited with code ${code}` })
   const load = new Load({ port: server.port, connections: options.connections, seed: options.seed, tag: `${framework}-${node.version}`, maxDelay: options.maxDelay, abortShare: options.abortShare, transport: options.transport, sessions: options.sessions })
   const tally = load.tally
-  const label = `${framework}${options.transport === 'h2' ? ' (HTTP/2)' : ''} on ${node.version}`
   let driving = 0
   // Progress (a terminal only): requests sent so far, every second.
   const progress = setInterval(() => report(tally.sent), 1000)

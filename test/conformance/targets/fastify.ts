@@ -42,6 +42,6 @@ export function fastifyOn (name: string, options: object): Adapter {
       app.post('/', route)
       await app.listen({ port: 0, host: '127.0.0.1' })
       return { port: portOf(app.server as http.Server), close: () => app.close() }
-  }
+    }
   }
 }
