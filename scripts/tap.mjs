@@ -25,12 +25,15 @@ if (process.stdout.isTTY) {
     } else if (line.startsWith('# Subtest: ')) {
       // the file's name comes again on its result line
     } else if (line.startsWith('#') || line.startsWith('1..') || line.startsWith('TAP version')) {
-      for (const l of block.filter((l) => l.startsWith('  ---') || l.startsWith('  ...'))) console.log(l)
+      // Lines outside any file's TAP: tap's coverage report.
+      for (const l of block.filter((l) => !l.startsWith('    '))) console.log(l)
       block = []
       console.log(line)
     } else {
       block.push(line)
     }
   })
+  // What tap prints after the last result: the coverage report, when short of 100%.
+  lines.on('close', () => { for (const l of block) console.log(l) })
   child.on('exit', (code, signal) => { process.exitCode = code ?? (signal === null ? 1 : 128) })
 }
