@@ -229,6 +229,29 @@ for (const [version, express] of versions) {
       t.same((await send({ port, path: '/r' })).json(), { tenant: 'set between' })
     })
 
+    t.test('an emit another library set on the request itself is kept, and the request\'s events still run in the store', async (t) => {
+      const app = express()
+      const emitted: string[] = []
+      app.use((req, _res, next) => {
+        const own = req.emit
+        req.emit = function recordEmit (this: IncomingMessage, event: string | symbol, ...args: unknown[]) {
+          emitted.push(String(event))
+          return Reflect.apply(own, this, [event, ...args])
+        } as typeof req.emit
+        next()
+      })
+      app.use(expressRequestLocals({ defaults: (req) => ({ user: byUser(req) }) }))
+      app.post('/', (req, res) => {
+        let seen = 'unread'
+        req.on('data', () => {})
+        req.on('end', () => { seen = currentUser() })
+        req.on('close', () => { res.json({ seen }) })
+      })
+      const port = await listen(t, app)
+      t.same((await send({ port, method: 'POST', headers: { 'x-user': 'own-emit' }, body: 'abc', chunks: 3 })).json(), { seen: 'own-emit' })
+      t.ok(emitted.includes('end'), 'the other library\'s emit still ran')
+    })
+
     t.test('a defaults function that throws or returns a bad value fails that request through next(err)', async (t) => {
       const app = express()
       app.use(expressRequestLocals({ defaults: (req) => (req.headers['x-bad'] === 'throw' ? (() => { throw new Error('no tenant') })() : 'nope' as unknown as object) }))
@@ -242,6 +265,19 @@ for (const [version, express] of versions) {
     })
   })
 }
+
+t.test('on a plain node:http server (no Express), the request\'s events run in the store', async (t) => {
+  const locals = expressRequestLocals({ defaults: (req) => ({ user: byUser(req) }) })
+  const server = http.createServer((req, res) => {
+    locals(req as Request, res as unknown as Response, () => {
+      req.on('data', () => {})
+      req.on('end', () => { res.end(currentUser()) })
+    })
+  })
+  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.equal((await send({ port: portOf(server), method: 'POST', headers: { 'x-user': 'plain' }, body: 'abc', chunks: 3 })).text, 'plain')
+})
 
 t.test('bad options throw ERR_REQUEST_LOCALS_OPTIONS when the middleware is created', async (t) => {
   const cases: Array<[unknown, RegExp]> = [
