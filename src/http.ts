@@ -38,8 +38,18 @@ export function withRequestLocals<Req extends IncomingMessage, Res extends Serve
   if (typeof handler !== 'function') {
     // withRequestLocals used as a handler itself: http.createServer(withRequestLocals)
     // calls it with (req, res), and the request would hang.
-    if (isRequestLike(handler) && arguments.length === 2) throw uncalledFactoryError('http.createServer(withRequestLocals)', 'http.createServer(withRequestLocals(handler))')
-    throw invalidArgumentError(`withRequestLocals(handler, options) expects handler to be a function (req, res) => …; found ${describe(handler)}.`)
+    if (isRequestLike(handler) && arguments.length === 2) {
+      const error = uncalledFactoryError('http.createServer(withRequestLocals)', 'http.createServer(withRequestLocals(handler))')
+      // Answer the request that revealed it, then throw: the server stops at
+      // its first request instead of leaving every client waiting.
+      const res = options as unknown as Partial<ServerResponse>
+      if (typeof res.end === 'function' && res.headersSent === false) {
+        res.statusCode = 500
+        res.end(`${error.message}\n`)
+      }
+      throw error
+    }
+    throw invalidArgumentError(`withRequestLocals(handler, options) expects handler to be a function (req, res) => …; found ${describe(handler)}. Pass the request handler first: withRequestLocals((req, res) => { … }, options).`)
   }
   const policy = compileNodeScopeOptions<Req>(options, 'withRequestLocals(handler, options)')
   const { makeStore } = policy

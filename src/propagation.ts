@@ -57,7 +57,7 @@ function compilePropagation (options: unknown, where: string): Propagation {
     example: "{ baggage: ['tenant'] }, or nothing"
   })
   if (requestIdHeader !== false && (typeof requestIdHeader !== 'string' || !isHttpToken(requestIdHeader))) {
-    throw optionsError(`${where}.requestIdHeader must be a header name or false; found ${typeof requestIdHeader === 'string' ? JSON.stringify(requestIdHeader) : describe(requestIdHeader)}. Pass for example 'x-request-id'.`)
+    throw optionsError(`${where}.requestIdHeader must be a header name or false; found ${describe(requestIdHeader)}. Pass for example 'x-request-id'.`)
   }
   booleanOption(traceparent, true, `${where}.traceparent`)
   return {
@@ -69,13 +69,14 @@ function compilePropagation (options: unknown, where: string): Propagation {
 }
 
 function compileOrigins (origins: unknown, option: string): ReadonlySet<string> {
-  const fail = (): never => {
-    throw optionsError(`${option} must be an array of origins such as 'https://api.internal:8443'; found ${Array.isArray(origins) ? JSON.stringify(origins) : describe(origins)}.`)
+  // The value itself is not shown: only its type and place.
+  const fail = (found: string): never => {
+    throw optionsError(`${option} must be an array of origins such as 'https://api.internal:8443'; found ${found}.`)
   }
-  if (!Array.isArray(origins)) fail()
+  if (!Array.isArray(origins)) fail(describe(origins))
   const set = new Set<string>()
-  for (const origin of origins as unknown[]) {
-    if (typeof origin !== 'string' || !URL.canParse(origin)) fail()
+  for (const [index, origin] of (origins as unknown[]).entries()) {
+    if (typeof origin !== 'string' || !URL.canParse(origin)) fail(`${typeof origin === 'string' ? 'a string that is not a URL' : describe(origin)} at index ${index}`)
     set.add(new URL(origin as string).origin)
   }
   return set

@@ -246,7 +246,7 @@ for (const [version, express] of versions) {
 t.test('bad options throw ERR_REQUEST_LOCALS_OPTIONS when the middleware is created', async (t) => {
   const cases: Array<[unknown, RegExp]> = [
     ['nope', /^expressRequestLocals\(options\) must be a plain object; found a string/],
-    [{ default: {} }, /^expressRequestLocals\(options\): unknown option `default`; did you mean `defaults`\?/],
+    [{ default: {} }, /^expressRequestLocals\(options\): found the unknown option `default`; did you mean `defaults`\?/],
     [null, /found null/],
     [[1], /found an array/],
     [{ defaults: 42 }, /^expressRequestLocals\(options\)\.defaults must be a plain object or a function \(request\) => values; found a number/],

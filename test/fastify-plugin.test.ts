@@ -65,7 +65,7 @@ t.test('a defaults function that returns a bad value fails that request with a c
 t.test('bad options fail registration with ERR_REQUEST_LOCALS_OPTIONS', async (t) => {
   const cases: Array<[unknown, RegExp]> = [
     ['nope', /options\) must be a plain object; found a string/],
-    [{ scopeRawEvent: true }, /^app\.register\(fastifyRequestLocals, options\): unknown option `scopeRawEvent`; did you mean `scopeRawEvents`\?/],
+    [{ scopeRawEvent: true }, /^app\.register\(fastifyRequestLocals, options\): found the unknown option `scopeRawEvent`; did you mean `scopeRawEvents`\?/],
     [[1], /options\) must be a plain object; found an array/],
     [{ defaults: 42 }, /\.defaults must be a plain object or a function \(request\) => values; found a number/],
     [{ defaults: new Date() }, /found an instance of Date/],

@@ -1,6 +1,7 @@
 import t from 'tap'
 import http from 'node:http'
-import { context, trace, type Span } from '@opentelemetry/api'
+import { context, propagation, trace, type Span } from '@opentelemetry/api'
+import { W3CTraceContextPropagator } from '@opentelemetry/core'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base'
 import Fastify, { type FastifyBaseLogger } from 'fastify'
@@ -93,4 +94,56 @@ t.test('Express: generate with logMixin and otelLogMixin in one pino mixin', asy
   const { id } = (await send({ port: portOf(server) })).json<{ id: string }>()
   t.equal(id, spans[0].spanContext().traceId)
   t.match(lines.find((line) => line.msg === 'handled'), { reqId: id, trace_id: id, span_id: spans[0].spanContext().spanId })
+})
+
+t.test('requestIdFromActiveSpan on an edge: a trace continued from the client\'s headers is not its request id', async (t) => {
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator())
+  t.teardown(() => { propagation.disable() })
+  const spans: Span[] = []
+  // OpenTelemetry's HTTP instrumentation continues an incoming traceparent by default.
+  const continuing = (handler: http.RequestListener): http.RequestListener => (req, res) => {
+    const parent = propagation.extract(context.active(), req.headers)
+    tracer.startActiveSpan('GET', {}, parent, (span) => {
+      spans.push(span)
+      res.on('close', () => span.end())
+      handler(req, res)
+    })
+  }
+  const app = express()
+  app.use(expressRequestLocals({ requestId: { generate: requestIdFromActiveSpan } }))
+  app.get('/', (_req, res) => { res.json({ id: requestId() }) })
+  const server = http.createServer(continuing(app))
+  t.teardown(() => server.close())
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = portOf(server)
+  const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+  const [a, b] = await Promise.all([send({ port, headers: { traceparent } }), send({ port, headers: { traceparent } })])
+  t.equal(spans[0].spanContext().traceId, '4bf92f3577b34da6a3ce929d0e0e4736', 'OpenTelemetry did continue the client\'s trace')
+  t.match(a.json(), { id: UUID }, 'the request id is not the client\'s trace id')
+  t.not(a.json<{ id: string }>().id, b.json<{ id: string }>().id, 'two clients sending one traceparent get two request ids')
+  const local = (await send({ port })).json<{ id: string }>().id
+  t.equal(local, spans[2].spanContext().traceId, 'a trace started here is the request id')
+
+  t.match(requestIdFromActiveSpan({ headers: new Headers({ traceparent }) }), UUID, 'no span active: a UUID')
+  tracer.startActiveSpan('work', {}, propagation.extract(context.active(), { traceparent }), (span) => {
+    t.match(requestIdFromActiveSpan({ headers: new Headers({ traceparent }) }), UUID, 'a Fetch request\'s Headers are read too')
+    t.equal(requestIdFromActiveSpan({ headers: new Headers() }), span.spanContext().traceId, 'a Fetch request without the trace')
+    t.equal(requestIdFromActiveSpan({ headers: 'nonsense' }), span.spanContext().traceId, 'headers that are not headers carry no trace')
+    span.end()
+  })
+  propagation.disable()
+  propagation.setGlobalPropagator({
+    inject () {},
+    fields: () => ['traceparent'],
+    extract () { throw new Error('hostile header') }
+  })
+  tracer.startActiveSpan('work', (span) => {
+    t.match(requestIdFromActiveSpan({ headers: {} }), UUID, 'a propagator that throws: the trace is not trusted')
+    span.end()
+  })
+})
+
+t.test('otelLogMixin refuses unknown keys and empty field names', async (t) => {
+  t.throws(() => otelLogMixin({ traceIdkey: 'x' } as never), { code: 'ERR_REQUEST_LOCALS_OPTIONS', message: /did you mean `traceIdKey`/ })
+  t.throws(() => otelLogMixin({ spanIdKey: '' }), { code: 'ERR_REQUEST_LOCALS_OPTIONS', message: /otelLogMixin\(options\)\.spanIdKey must be a non-empty string/ })
 })

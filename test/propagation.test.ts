@@ -191,17 +191,18 @@ t.test('propagationHeaders() for other HTTP clients', async (t) => {
 
 t.test('options are validated with messages that name the option', async (t) => {
   const cases: Array<[unknown, RegExp]> = [
-    [null, /^propagateRequestLocals\(options\) must be an object; found null/],
-    [{ requestIdHeader: 'x id' }, /^propagateRequestLocals\(options\)\.requestIdHeader must be a header name or false; found "x id"/],
+    [null, /^propagateRequestLocals\(options\) must be a plain object; found null/],
+    [{ origin: ['https://a'] }, /^propagateRequestLocals\(options\): found the unknown option `origin`; did you mean `origins`\?/],
+    [{ requestIdHeader: 'x id' }, /^propagateRequestLocals\(options\)\.requestIdHeader must be a header name or false; found a string/],
     [{ requestIdHeader: true }, /requestIdHeader must be a header name or false; found a boolean/],
-    [{ traceparent: 'yes' }, /\.traceparent must be a boolean; found a string/],
+    [{ traceparent: 'yes' }, /\.traceparent must be true or false; found a string/],
     [{ baggage: 'tenant' }, /\.baggage must be an array of local names .*found a string/],
     [{ origins: 'http://a' }, /\.origins must be an array of origins such as 'https:\/\/api\.internal:8443'; found a string/],
-    [{ origins: ['not a url'] }, /\.origins must be an array of origins .*found \["not a url"\]/],
+    [{ origins: ['not a url'] }, /\.origins must be an array of origins .*found a string that is not a URL at index 0/],
     [{ origins: [1] }, /\.origins must be an array of origins/]
   ]
   for (const [options, message] of cases) {
     t.throws(() => propagateRequestLocals(options as never), { code: 'ERR_REQUEST_LOCALS_OPTIONS', message }, String(message))
   }
-  t.throws(() => propagationHeaders([] as never), { code: 'ERR_REQUEST_LOCALS_OPTIONS', message: /^propagationHeaders\(options\) must be an object; found an array/ })
+  t.throws(() => propagationHeaders([] as never), { code: 'ERR_REQUEST_LOCALS_OPTIONS', message: /^propagationHeaders\(options\) must be a plain object; found an array/ })
 })

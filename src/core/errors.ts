@@ -115,7 +115,7 @@ export function reservedKeyError (key: string | symbol, where: string): RequestL
     `${where}: the key ${shown} cannot be stored. ` +
     'Expected a string key other than "then", "toJSON", "__proto__", "constructor", "prototype" and "$requestLocals" ' +
     '(they would make the locals look like a promise, change how they serialise, reach Object.prototype, ' +
-    'or be taken for the request id a snapshot carries). ' +
+    `or be taken for the request id a snapshot carries); found ${shown}. ` +
     'Rename the key.'
   )
 }
@@ -154,7 +154,7 @@ export function scopeEndedError (name: string): RequestLocalsError {
     'ERR_REQUEST_LOCALS_SCOPE_ENDED',
     `The request resource "${name}" was requested after its scope ended ` +
     '(the response was sent or the connection closed, or the runWithLocals function settled). ' +
-    'Expected get() while the request is in progress; a resource created now would outlive its request, ' +
+    'Expected get() while the request is in progress; found its scope over, and a resource created now would outlive its request, ' +
     'so none is created (one whose creation was still running has been disposed). ' +
     'Get resources before the response is sent, await work before ending the request, ' +
     'and give background work its own scope with runWithLocals(values, fn).'

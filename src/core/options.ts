@@ -79,13 +79,13 @@ export function nearestKey (key: string, known: readonly string[]): string | und
 /** "unknown option `origin` in where; did you mean `origins`? Known options: …" */
 export function unknownKeyError (key: string, shape: OptionsShape): RequestLocalsError {
   if (shape.renamed !== undefined && Object.hasOwn(shape.renamed, key)) {
-    return optionsError(`${shape.where}: ${shape.renamed[key]}`)
+    return optionsError(`${shape.where}: found ${showKey(key)}: ${shape.renamed[key]}`)
   }
   const nearest = nearestKey(key, shape.known)
   return optionsError(
-    `${shape.where}: unknown option ${showKey(key)}` +
+    `${shape.where}: found the unknown option ${showKey(key)}` +
     (nearest === undefined ? '; expected no options. ' : `; did you mean \`${nearest}\`? `) +
-    (shape.known.length === 0 ? 'Pass nothing.' : `Expected only ${shape.known.map((name) => `\`${name}\``).join(', ')}; remove or rename it.`)
+    (shape.known.length === 0 ? 'Pass nothing.' : `Expected only ${shape.known.map((name) => `\`${name}\``).join(', ')}. Rename it or remove it.`)
   )
 }
 

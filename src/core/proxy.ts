@@ -1,7 +1,7 @@
 import { inspect } from 'node:util'
 import { noScopeError, reservedKeyError } from './errors.js'
 import { isReservedKey } from './reserved-keys.js'
-import { copyStore } from './store.js'
+import { copyOwnValues } from './store.js'
 import type { LocalsStorage, Store } from './storage.js'
 
 /**
@@ -34,7 +34,9 @@ export type LocalsProxy<T extends object> = {
 export function createLocalsProxy<T extends object> (storage: LocalsStorage): T {
   function toJSON (): Record<string, unknown> {
     const store = storage.getStore()
-    return store === undefined ? {} : copyStore({}, store)
+    // Reserved keys are left out: an own `__proto__` that a client put in
+    // through Object.assign(res.locals, body) would become the copy's prototype.
+    return store === undefined ? {} : copyOwnValues({}, store)
   }
 
   // util.inspect looks at the proxy's target without running traps, so the
@@ -43,7 +45,7 @@ export function createLocalsProxy<T extends object> (storage: LocalsStorage): T 
   target[inspect.custom] = function inspectLocals (depth: number, options: object): string {
     const store = storage.getStore()
     if (store === undefined) return '[requestLocal: outside a request scope]'
-    return `requestLocal ${inspect(copyStore({}, store), { ...options, depth })}`
+    return `requestLocal ${inspect(copyOwnValues({}, store), { ...options, depth })}`
   }
 
   const handler: ProxyHandler<Record<PropertyKey, unknown>> = {
@@ -80,18 +82,18 @@ export function createLocalsProxy<T extends object> (storage: LocalsStorage): T 
     has (_target, key) {
       if (typeof key !== 'string') return false
       const store = storage.getStore()
-      return store !== undefined && key in store
+      return store !== undefined && key in store && !isReservedKey(key)
     },
 
     ownKeys () {
       const store = storage.getStore()
-      return store === undefined ? [] : Object.keys(store)
+      return store === undefined ? [] : Object.keys(store).filter((key) => !isReservedKey(key))
     },
 
     getOwnPropertyDescriptor (_target, key) {
       if (typeof key !== 'string') return undefined
       const store = storage.getStore()
-      if (store === undefined || !(key in store)) return undefined
+      if (store === undefined || !(key in store) || isReservedKey(key)) return undefined
       return { value: store[key], writable: true, enumerable: true, configurable: true }
     },
 

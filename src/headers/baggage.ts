@@ -1,4 +1,4 @@
-import { checkOptionsObject } from '../core/options.js'
+import { checkOptionsObject, showKey } from '../core/options.js'
 import { describe, optionsError } from '../core/errors.js'
 import { isHttpToken } from './http-token.js'
 import { isReservedKey, reservedKeyList } from '../core/reserved-keys.js'
@@ -57,8 +57,10 @@ const VALUE = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$/
 const IDENTITY = /user|principal|identity|actor|account|role|permission|scope|session|token|auth|claim|grant|admin|subject|credential|password|secret|apikey/i
 
 function keyList (value: unknown, option: string): string[] {
-  if (!Array.isArray(value) || value.some((key) => typeof key !== 'string' || !isHttpToken(key) || isReservedKey(key))) {
-    throw optionsError(`${option} must be an array of local names (HTTP tokens such as 'tenant', none of the reserved ${reservedKeyList}); found ${Array.isArray(value) ? JSON.stringify(value) : describe(value)}. Pass for example ['tenant'].`)
+  const bad = Array.isArray(value) ? value.findIndex((key) => typeof key !== 'string' || !isHttpToken(key) || isReservedKey(key)) : -1
+  if (!Array.isArray(value) || bad !== -1) {
+    const found = Array.isArray(value) ? `${typeof value[bad] === 'string' ? showKey(value[bad] as string) : describe(value[bad])} at index ${bad}` : describe(value)
+    throw optionsError(`${option} must be an array of local names (HTTP tokens such as 'tenant', none of the reserved ${reservedKeyList}); found ${found}. Pass for example ['tenant'].`)
   }
   return value as string[]
 }

@@ -102,14 +102,14 @@ t.test('options are validated once, with messages that name the option', async (
     [{ upstream: { trust: true, traceparent: 'yes' } }, /^opt\.upstream\.traceparent must be true or false; found a string/],
     [{ startTrace: 'yes' }, /^opt\.startTrace must be true or false; found a string/],
     [{ requestId: { generate: 'uuid' } }, /^opt\.requestId\.generate must be a function \(req\) => string; found a string/],
-    [{ upstream: { trust: true, origin: 'x' } }, /^opt\.upstream: unknown option `origin`; did you mean `trust`\?/],
-    [{ upstream: { trust: true, traceParent: true } }, /^opt\.upstream: unknown option `traceParent`; did you mean `traceparent`\?/],
-    [{ requestId: { trustUpstream: true } }, /^opt\.requestId: `requestId\.trustUpstream` was renamed to `upstream\.trust` in 1\.0\. Pass \{ upstream: \{ trust: true \} \}\./],
-    [{ requestId: { header: true } }, /^opt\.requestId: `requestId\.header` was removed in 1\.0: an incoming id is read only from a trusted upstream/],
+    [{ upstream: { trust: true, origin: 'x' } }, /^opt\.upstream: found the unknown option `origin`; did you mean `trust`\?/],
+    [{ upstream: { trust: true, traceParent: true } }, /^opt\.upstream: found the unknown option `traceParent`; did you mean `traceparent`\?/],
+    [{ requestId: { trustUpstream: true } }, /^opt\.requestId: found `trustUpstream`: `requestId\.trustUpstream` was renamed to `upstream\.trust` in 1\.0\. Pass \{ upstream: \{ trust: true \} \}\./],
+    [{ requestId: { header: true } }, /^opt\.requestId: found `header`: `requestId\.header` was removed in 1\.0: an incoming id is read only from a trusted upstream/],
     [{ requestId: { traceparent: true } }, /`requestId\.traceparent` was renamed to `upstream\.traceparent` in 1\.0/],
     [{ requestId: { baggage: { keys: ['tenant'] } } }, /`requestId\.baggage` was renamed to `upstream\.baggage` in 1\.0/],
     [{ requestId: { startTrace: true } }, /`requestId\.startTrace` was renamed to `startTrace` in 1\.0/],
-    [{ requestId: { generator: () => 'x' } }, /^opt\.requestId: unknown option `generator`; did you mean `generate`\?/]
+    [{ requestId: { generator: () => 'x' } }, /^opt\.requestId: found the unknown option `generator`; did you mean `generate`\?/]
   ]
   for (const [options, message] of cases) {
     t.throws(() => compileRequestIdPolicy(options as IdentityOptions, 'opt'), { code: 'ERR_REQUEST_LOCALS_OPTIONS', message }, String(message))
