@@ -156,5 +156,5 @@ t.test('$requestLocals is reserved: no local, default or log field can take the 
   })
   const app = Fastify()
   t.teardown(() => app.close())
-  await t.rejects(async () => { await app.register(fastifyRequestLocals, { defaults: { $requestLocals: { requestId: 'x' } } as never }) }, { code: 'ERR_REQUEST_LOCALS_OPTIONS', message: /reserved key "\$requestLocals"; rename it \(reserved: .*\$requestLocals\)/ })
+  await t.rejects(async () => { await app.register(fastifyRequestLocals, { defaults: { $requestLocals: { requestId: 'x' } } as never }) }, { code: 'ERR_REQUEST_LOCALS_OPTIONS', message: /reserved key "\$requestLocals", which cannot be a local\. Rename it \(reserved: .*\$requestLocals\)/ })
 })

@@ -241,7 +241,7 @@ t.test('a scope whose end cannot be seen creates nothing', async (t) => {
 
 t.test('defineRequestResource checks its options', async (t) => {
   const cases: Array<[unknown, RegExp]> = [
-    [null, /expects an object \{ name, create, dispose \}; found null/],
+    [null, /defineRequestResource\(options\) must be a plain object; found null/],
     [{}, /create must be a function that makes the resource; found undefined/],
     [{ create: () => 1, dispose: 'no' }, /dispose must be a function \(value, outcome\) => void.*found a string/],
     [{ create: () => 1, name: 1 }, /name must be a string; found a number/]
