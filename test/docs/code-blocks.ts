@@ -1,9 +1,9 @@
-import t from 'tap'
+import type { Test } from 'tap'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 import ts from 'typescript'
 
-// Every ```ts and ```typescript block of README.md and docs/**/*.md (the
+// Helpers of the code-block tests (code-blocks-*.test.ts): every ```ts and ```typescript block of README.md and docs/**/*.md (the
 // generated docs/api/ aside) is type-checked here against the built
 // package's types, as a user's strict project would compile it, so that a
 // renamed option or a changed signature fails the test run instead of
@@ -14,7 +14,7 @@ import ts from 'typescript'
 // 'request-locals' by name, which resolves to the package itself through its
 // exports map, exactly as an application's import would.
 
-const root = resolve(import.meta.dirname, '..', '..')
+export const root = resolve(import.meta.dirname, '..', '..')
 
 const compilerOptions: ts.CompilerOptions = {
   target: ts.ScriptTarget.ES2022,
@@ -33,7 +33,7 @@ const compilerOptions: ts.CompilerOptions = {
   types: ['node']
 }
 
-interface CodeBlock {
+export interface CodeBlock {
   /** The markdown file, relative to the repository root. */
   readonly file: string
   /** The 1-based line of the block's first line of code. */
@@ -51,7 +51,7 @@ interface CodeBlock {
 // <!-- ts-skip: reason -->     the next block is not compiled (the reason is required)
 const directive = /^<!--\s*(ts-preamble|ts-doc-preamble|ts-skip)(?::|\s)([\s\S]*?)-->\s*$/
 
-function extractBlocks (file: string, markdown: string): CodeBlock[] {
+export function extractBlocks (file: string, markdown: string): CodeBlock[] {
   const lines = markdown.split('\n')
   const blocks: CodeBlock[] = []
   const docPreamble: string[] = []
@@ -125,7 +125,7 @@ const sourceFiles = new Map<string, ts.SourceFile>()
  * after it, as it would in one application) and returns the diagnostics as
  * `file:line: message`, pointing into the markdown.
  */
-function checkBlocks (blocks: readonly CodeBlock[], options: ts.CompilerOptions = compilerOptions): string[] {
+export function checkBlocks (blocks: readonly CodeBlock[], options: ts.CompilerOptions = compilerOptions): string[] {
   const checked = blocks.filter((block) => block.skip === undefined)
   if (checked.length === 0) return []
   // Virtual files inside the repository, so that 'request-locals' resolves to
@@ -154,7 +154,16 @@ function checkBlocks (blocks: readonly CodeBlock[], options: ts.CompilerOptions 
   host.readFile = (fileName) => virtual.get(fileName)?.source ?? readFile(fileName)
 
   const program = ts.createProgram([...virtual.keys()], options, host)
-  const diagnostics = [...program.getSyntacticDiagnostics(), ...program.getSemanticDiagnostics(), ...program.getGlobalDiagnostics()]
+  // Only the blocks are checked: the libraries' declarations are what the
+  // blocks compile against, not what this test is about (skipLibCheck).
+  const diagnostics = [
+    ...program.getOptionsDiagnostics(),
+    ...program.getGlobalDiagnostics(),
+    ...[...virtual.keys()].flatMap((fileName) => {
+      const file = program.getSourceFile(fileName)
+      return file === undefined ? [] : [...program.getSyntacticDiagnostics(file), ...program.getSemanticDiagnostics(file)]
+    })
+  ]
   return diagnostics.map((diagnostic) => {
     const message = ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n')
     const block = diagnostic.file === undefined ? undefined : virtual.get(diagnostic.file.fileName)
@@ -166,7 +175,7 @@ function checkBlocks (blocks: readonly CodeBlock[], options: ts.CompilerOptions 
   })
 }
 
-function markdownFiles (): string[] {
+export function markdownFiles (): string[] {
   const files = ['README.md', 'example-app/README.md']
   for (const entry of readdirSync(join(root, 'docs'), { recursive: true, withFileTypes: true })) {
     const path = relative(root, join(entry.parentPath, entry.name))
@@ -175,61 +184,22 @@ function markdownFiles (): string[] {
   return files.sort()
 }
 
-t.test('a wrong option name in a doc fails this test', async (t) => {
-  const blocks = extractBlocks('docs/wrong.md', [
-    '```ts',
-    "import { expressRequestLocals } from 'request-locals/express'",
-    'expressRequestLocals({ requestId: { trustUpsteam: true } })',
-    '```'
-  ].join('\n'))
-  t.equal(blocks.length, 1)
-  const errors = checkBlocks(blocks)
-  t.equal(errors.length, 1, 'exactly one error')
-  t.match(errors[0], /^docs\/wrong\.md:3: TS(2353|2561): .*trustUpsteam/, 'points at the markdown line and names the key')
-})
-
-t.test('preambles and skips', async (t) => {
-  const blocks = extractBlocks('docs/conventions.md', [
-    '<!-- ts-doc-preamble',
-    'declare const db: { find (): Promise<string> }',
-    '-->',
-    '<!-- ts-preamble: declare function authenticate (): Promise<string> -->',
-    '',
-    '```ts',
-    'const name: string = await authenticate() + await db.find()',
-    '```',
-    'Text between cancels a block preamble.',
-    '```typescript',
-    'await authenticate()',
-    '```',
-    '<!-- ts-skip: shows a mistake -->',
-    '```ts',
-    'this is not TypeScript',
-    '```',
-    '```js',
-    '<!-- ts-skip: inside a js block, not a directive -->',
-    '```',
-    '```ts',
-    'const ok: string = await db.find()',
-    '```'
-  ].join('\n'))
-  t.equal(blocks.length, 4)
-  t.equal(blocks[2]?.skip, 'shows a mistake')
-  t.equal(blocks[3]?.skip, undefined)
-  const errors = checkBlocks(blocks)
-  t.equal(errors.length, 1)
-  t.match(errors[0], /^docs\/conventions\.md:11: TS2304: Cannot find name 'authenticate'/)
-})
-
-for (const file of markdownFiles()) {
-  t.test(file, async (t) => {
-    const blocks = extractBlocks(file, readFileSync(join(root, file), 'utf8'))
-    const errors = checkBlocks(blocks)
-    // In full, one per line: tap's diff would cut long compiler messages.
-    for (const error of errors) t.comment(error)
-    t.strictSame(errors, [], `${blocks.filter((b) => b.skip === undefined).length} TypeScript block(s) compile`)
-    for (const block of blocks) {
-      if (block.skip !== undefined) t.comment(`${file}:${block.line}: not compiled: ${block.skip}`)
-    }
+/**
+ * Compiles the markdown files of shard `shard` (0-based) of `shards`: the
+ * files are dealt round-robin, so that each test process stays well within
+ * tap's timeout on a loaded machine.
+ */
+export function testMarkdownFiles (t: Test, shard: number, shards: number): void {
+  markdownFiles().filter((_file, index) => index % shards === shard).forEach((file) => {
+    t.test(file, async (t) => {
+      const blocks = extractBlocks(file, readFileSync(join(root, file), 'utf8'))
+      const errors = checkBlocks(blocks)
+      // In full, one per line: tap's diff would cut long compiler messages.
+      for (const error of errors) t.comment(error)
+      t.strictSame(errors, [], `${blocks.filter((b) => b.skip === undefined).length} TypeScript block(s) compile`)
+      for (const block of blocks) {
+        if (block.skip !== undefined) t.comment(`${file}:${block.line}: not compiled: ${block.skip}`)
+      }
+    })
   })
 }
