@@ -28,6 +28,9 @@ export default {
   // Internal helper types that appear in public signatures but are no API of
   // their own (a compile-time check, not something a user names).
   intentionallyNotExported: ['NoUnknownKeys'],
+  // Members inherited from Node's own types (ExpressLikeResponse extends
+  // ServerResponse) link to Node's documentation.
+  externalSymbolLinkMappings: { '@types/node': { '*': 'https://nodejs.org/api/' } },
   validation: { notExported: true, invalidLink: true, notDocumented: false },
   // No timestamps, no source links with commit hashes: a fresh build of the
   // same sources is byte for byte the checked-in one.

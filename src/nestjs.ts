@@ -154,6 +154,7 @@ const kOptions = Symbol('request-locals.nestjs.options')
  * export class AppModule {}
  */
 export class RequestLocalsModule implements NestModule {
+  /** @internal Nest creates the module; applications call forRoot or forRootAsync. */
   constructor (private readonly host: HttpAdapterHost, private readonly installer: RequestScopeInstaller) {}
 
   /**

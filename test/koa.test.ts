@@ -202,5 +202,5 @@ for (const [version, Koa] of Object.entries(versions)) {
 
 t.test('options are validated at once, naming the key', async (t) => {
   t.throws(() => koaRequestLocals('x' as never), { code: 'ERR_REQUEST_LOCALS_OPTIONS', message: /koaRequestLocals\(options\) must be a plain object/ })
-  t.throws(() => koaRequestLocals({ default: {} } as never), { code: 'ERR_REQUEST_LOCALS_OPTIONS', message: /koaRequestLocals\(options\): unknown option .*default.*defaults/ })
+  t.throws(() => koaRequestLocals({ default: {} } as never), { code: 'ERR_REQUEST_LOCALS_OPTIONS', message: /koaRequestLocals\(options\): found the unknown option `default`; did you mean `defaults`\?/ })
 })

@@ -141,6 +141,22 @@ t.test('requestIdFromActiveSpan on an edge: a trace continued from the client\'s
     t.match(requestIdFromActiveSpan({ headers: {} }), UUID, 'a propagator that throws: the trace is not trusted')
     span.end()
   })
+  // Propagators that look for their header by listing the carrier's keys.
+  const listed: string[][] = []
+  propagation.disable()
+  propagation.setGlobalPropagator({
+    inject () {},
+    fields: () => [],
+    extract (context, carrier, getter) { listed.push(getter.keys(carrier)); return context }
+  })
+  tracer.startActiveSpan('work', (span) => {
+    requestIdFromActiveSpan({ headers: new Headers({ 'x-a': '1' }) })
+    requestIdFromActiveSpan({ headers: { 'x-b': '2' } })
+    requestIdFromActiveSpan({ headers: 'nonsense' })
+    span.end()
+  })
+  t.same(listed, [['x-a'], ['x-b'], []], 'the keys of Fetch Headers and of a header record; none of anything else')
+  propagation.disable()
 })
 
 t.test('otelLogMixin refuses unknown keys and empty field names', async (t) => {

@@ -121,3 +121,23 @@ t.test('Fastify with a childLoggerFactory that returns the root: the root never 
   t.equal(byUser.size, 500, 'each request\'s lines carry its own user')
   t.ok([...byUser.values()].every((count) => count === 3), 'the closing line too')
 })
+
+t.test('Express with req.log = rootLogger: setting the level in a request changes only that request\'s logger', async (t) => {
+  const { logger: root, lines } = captureLogs()
+  const log = requestLogger(root)
+  const app = express()
+  app.use((req, _res, next) => { (req as typeof req & { log: typeof root }).log = root; next() })
+  app.use(expressRequestLocals())
+  app.get('/', (req, res) => {
+    const quiet = req.headers['x-quiet'] === '1'
+    if (quiet) log.level = 'warn'
+    log.info({ quiet }, 'info line')
+    res.json({ root: root.level, request: log.level, reqLog: (req as typeof req & { log: typeof root }).log.level })
+  })
+  const port = await listen(http.createServer(app))
+  const [quiet, loud] = await Promise.all([send({ port, headers: { 'x-quiet': '1' } }), send({ port })])
+  t.same(quiet.json(), { root: 'trace', request: 'warn', reqLog: 'warn' }, 'the quiet request\'s logger, and req.log, are a child at warn')
+  t.same(loud.json(), { root: 'trace', request: 'trace', reqLog: 'trace' }, 'the other request keeps the root\'s level')
+  t.same(lines.filter(({ msg }) => msg === 'info line').map(({ quiet }) => quiet), [false], 'only the loud request wrote its info line')
+  t.equal(root.level, 'trace')
+})

@@ -212,14 +212,14 @@ function settleWithin (work: Promise<unknown>, ms: number): Promise<boolean> {
   })
 }
 
-// Runs one dispose within its bound; resolves with the failure when it threw,
-// rejected (with any value at all) or did not settle in time.
 // A definition passed in by an installed copy older than 1.0 (through the
 // ending protocol) has no disposeTimeout.
 function boundOf (definition: Definition): number {
   return definition.disposeTimeout ?? DEFAULT_DISPOSE_TIMEOUT
 }
 
+// Runs one dispose within its bound; resolves with the failure when it threw,
+// rejected (with any value at all) or did not settle in time.
 async function disposeWithin (definition: Definition, value: unknown, outcome: ScopeOutcome): Promise<Failure | undefined> {
   const { name } = definition
   const disposeTimeout = boundOf(definition)

@@ -2,6 +2,7 @@ import t from 'tap'
 import { bindLocals, createRequestLocals, defineRequestResource, requestLocal, runWithLocals, type RequestResource, type ScopeOutcome } from '../../src/index.js'
 import { sharedStorage } from '../../src/core/storage.js'
 import { attachRequest } from '../../src/core/scope-state.js'
+import { endingOf } from '../../src/lifecycle/scope-end.js'
 import { Barrier, deferred } from '../helpers/http.js'
 import '../helpers/locals.js'
 
@@ -249,4 +250,17 @@ t.test('defineRequestResource checks its options', async (t) => {
   for (const [options, message] of cases) {
     t.throws(() => defineRequestResource(options as never), { code: 'ERR_REQUEST_LOCALS_INVALID_ARGUMENT', message })
   }
+})
+
+t.test('a definition passed through the ending protocol without disposeTimeout (an older installed copy) is disposed with the default bound', async (t) => {
+  // Copies older than 1.0 know nothing of disposeTimeout: their definitions
+  // reach this copy's scope through the protocol's get() without it.
+  const disposed: string[] = []
+  const mine = defineRequestResource({ name: 'mine', create: () => 'made', dispose: () => { disposed.push('mine') } })
+  await runWithLocals({}, async () => {
+    await mine.get()
+    const ending = endingOf(sharedStorage().getStore()!)!
+    t.equal(await ending.get({ name: 'older', create: () => 'older value', dispose: (value) => { disposed.push(String(value)) } }), 'older value')
+  })
+  t.same(disposed, ['older value', 'mine'], 'both disposed, the latest made first')
 })

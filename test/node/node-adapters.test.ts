@@ -144,3 +144,32 @@ t.test('bad logger and requestId options fail creation with ERR_REQUEST_LOCALS_O
   t.throws(() => expressRequestLocals({ logger: {} as never }), { code: 'ERR_REQUEST_LOCALS_OPTIONS', message: /^expressRequestLocals\(options\)\.logger must have a debug\(details, message\) method.*found an instance of Object/ })
   t.throws(() => withRequestLocals(() => {}, { requestId: 'yes' as never }), { code: 'ERR_REQUEST_LOCALS_OPTIONS', message: /^withRequestLocals\(handler, options\)\.requestId must be a plain object; found a string/ })
 })
+
+t.test('the Express middleware on node:http2\'s compatibility API: a request outside node:http\'s prototypes still has its events in its scope', async (t) => {
+  const { default: http2 } = await import('node:http2')
+  const { requestLocal, tryGetLocals } = await import('../../src/index.js')
+  const middleware = expressRequestLocals()
+  const server = http2.createServer((req, res) => {
+    Object.assign(res, { locals: {} })
+    middleware(req as never, res as never, () => {
+      requestLocal.user = { id: String(req.headers['x-user']) }
+      req.on('data', () => {})
+      // Emitted from the stream, outside the handler's async context.
+      req.on('end', () => { res.end(tryGetLocals()?.user?.id ?? 'none') })
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const session = http2.connect(`http://127.0.0.1:${(server.address() as { port: number }).port}`)
+  t.teardown(() => new Promise<void>((resolve) => { session.destroy(); server.close(() => resolve()) }))
+  const answers = await Promise.all(['a', 'b', 'c'].map((user) => new Promise<string>((resolve, reject) => {
+    const stream = session.request({ ':method': 'POST', ':path': '/', 'x-user': user })
+    let body = ''
+    stream.setEncoding('utf8')
+    stream.on('data', (chunk: string) => { body += chunk })
+    stream.on('end', () => resolve(body))
+    stream.on('error', reject)
+    stream.write('part one, ')
+    setImmediate(() => stream.end('part two'))
+  })))
+  t.same(answers, ['a', 'b', 'c'])
+})
