@@ -1,6 +1,7 @@
 import { lostContextHint } from '../diagnostics/debug.js'
 import { inFlightHint } from '../diagnostics/in-flight.js'
 import { kErrorBrand } from './symbols.js'
+import { reservedKeyList } from './reserved-keys.js'
 
 /**
  * The stable codes a {@link RequestLocalsError} can carry. Match on `code`,
@@ -126,7 +127,7 @@ export function reservedKeyError (key: string | symbol, where: string): RequestL
   return new RequestLocalsError(
     'ERR_REQUEST_LOCALS_RESERVED_KEY',
     `${where}: the key ${shown} cannot be stored. ` +
-    'Expected a string key other than "then", "toJSON", "__proto__", "constructor", "prototype" and "$requestLocals" ' +
+    `Expected a string key other than the reserved ${reservedKeyList} ` +
     '(they would make the locals look like a promise, change how they serialise, reach Object.prototype, ' +
     `or be taken for the request id a snapshot carries); found ${shown}. ` +
     'Rename the key.'

@@ -113,3 +113,15 @@ t.test('Object.defineProperty with a value is a write', async (t) => {
     t.equal(requestLocal.tenant, 'defined')
   })
 })
+
+t.test('every key the reserved-key error lists is refused, and only those', async (t) => {
+  await runWithLocals({}, () => {
+    let message = ''
+    try { Reflect.set(requestLocal, 'then', 1) } catch (err) { message = (err as Error).message }
+    const listed = /other than the reserved (.+?) \(/.exec(message)?.[1].split(', ') ?? []
+    t.same(listed, ['then', 'toJSON', '__proto__', 'constructor', 'prototype', '$requestLocals'])
+    for (const key of listed) t.throws(() => { Reflect.set(requestLocal, key, 1) }, { code: 'ERR_REQUEST_LOCALS_RESERVED_KEY' }, key)
+    Reflect.set(requestLocal, 'thenable', 1)
+    t.equal(Reflect.get(requestLocal, 'thenable'), 1, 'a name close to a reserved one is an ordinary key')
+  })
+})
