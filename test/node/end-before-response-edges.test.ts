@@ -56,7 +56,9 @@ t.test('node:http: headers already sent by other means, flushHeaders with nothin
   t.equal((await send({ port, path: '/sent' })).text, 'sent directly', 'headers written past the hold: nothing held')
   fail = true
   t.equal((await send({ port, path: '/broken-log' })).status, 500)
-  t.match(warnings, [{ code: 'ERR_REQUEST_LOCALS_DISPOSE_FAILED' }], 'a logger that throws: a process warning instead')
+  // Only this library's warnings: Node 26 also warns about the test runner's own loader.
+  const ours = warnings.filter((warning) => String((warning as Error & { code?: unknown }).code).startsWith('ERR_REQUEST_LOCALS_'))
+  t.match(ours, [{ code: 'ERR_REQUEST_LOCALS_DISPOSE_FAILED' }], 'a logger that throws: a process warning instead')
 
   gated = true
   const req = http.request({ port, host: '127.0.0.1', path: '/gone' })
