@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { uncalledFactoryError } from './core/errors.js'
-import { compileNodeScopeOptions, openRequestScope, requestStore, scopeExpressRequestEvents, type NodeScopeOptions } from './node/request-scope.js'
+import { compileNodeScopeOptions, isRequestLike, openRequestScope, requestStore, scopeExpressRequestEvents, type NodeScopeOptions } from './node/request-scope.js'
 import { requestOf } from './core/scope-state.js'
 import { sharedStorage, type Store } from './core/storage.js'
 import { copyOwnValues } from './core/store.js'
@@ -114,10 +114,6 @@ export function expressRequestLocals<Req extends IncomingMessage = IncomingMessa
 // stays a middleware; it is never mounted.
 function openWithoutOptions (_req: IncomingMessage, _res: ExpressLikeResponse, next: ExpressLikeNext): void {
   next(uncalledFactoryError('app.use(expressRequestLocals)', 'app.use(expressRequestLocals())'))
-}
-
-function isRequestLike (value: unknown): boolean {
-  return typeof value === 'object' && value !== null && Array.isArray((value as { rawHeaders?: unknown }).rawHeaders)
 }
 
 export type { RequestIdOptions, RequestIdRejection, UpstreamOptions } from './headers/request-id.js'

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import { describe, invalidArgumentError, uncalledFactoryError } from './core/errors.js'
-import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions } from './node/request-scope.js'
+import { compileNodeScopeOptions, isRequestLike, openRequestScope, requestStore, type NodeScopeOptions } from './node/request-scope.js'
 import { sharedStorage } from './core/storage.js'
 
 /**
@@ -87,10 +87,6 @@ export function withRequestLocals<Req extends IncomingMessage | Http2ServerReque
     }
     return storage.run(store, handler, req, res)
   }
-}
-
-function isRequestLike (value: unknown): boolean {
-  return typeof value === 'object' && value !== null && Array.isArray((value as { rawHeaders?: unknown }).rawHeaders)
 }
 
 export type { RequestIdOptions, RequestIdRejection, UpstreamOptions } from './headers/request-id.js'

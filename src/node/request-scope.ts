@@ -90,6 +90,15 @@ export function compileNodeScopeOptions<Req> (options: unknown, where: string): 
 }
 
 /**
+ * Whether `value` looks like a node:http request (it has `rawHeaders`): how
+ * the adapters recognise a factory called as if it were the handler,
+ * `app.use(expressRequestLocals)` or `http.createServer(withRequestLocals)`.
+ */
+export function isRequestLike (value: unknown): boolean {
+  return typeof value === 'object' && value !== null && Array.isArray((value as { rawHeaders?: unknown }).rawHeaders)
+}
+
+/**
  * Makes `store` the scope of one request: the point where the node:http based
  * adapters open a scope. It links the store to the request and response (the
  * response's 'close' ends the scope's resources), applies the request id
