@@ -13,7 +13,7 @@ import { scopeRequestEvents } from './node/request-scope.js'
 import { scopeWebsocketConnections } from './node/websocket.js'
 import type { RequestLocals } from './core/request-locals.js'
 import type { LocalsProxy } from './core/proxy.js'
-import { kIncomingRequestId } from './core/symbols.js'
+import { kIncomingRequestId } from './protocol/symbols.js'
 
 /**
  * Options of the Fastify plugin: the options every adapter takes

@@ -2,7 +2,7 @@ import { AsyncResource } from 'node:async_hooks'
 import type { EventEmitter } from 'node:events'
 import { describe, invalidArgumentError } from './errors.js'
 import type { LocalsStorage, Store } from './storage.js'
-import { kUnboundEmit } from './symbols.js'
+import { kUnboundEmit } from '../protocol/symbols.js'
 
 // An emitter's listeners run in whatever context calls emit(): for a socket
 // that is the connection's, for a pool or queue its worker loop's. Binding

@@ -1,6 +1,6 @@
 import { lostContextHint } from '../diagnostics/debug.js'
 import { inFlightHint } from '../diagnostics/in-flight.js'
-import { kErrorBrand } from './symbols.js'
+import { kErrorBrand } from '../protocol/symbols.js'
 import { reservedKeyList } from './reserved-keys.js'
 
 /**

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import type { Store } from './storage.js'
 import type { TraceContext } from '../headers/trace-context.js'
-import { kLogBindings, kReply, kRequest, kRequestId, kRequestLog, kResponse, kTrace } from './symbols.js'
+import { kLogBindings, kReply, kRequest, kRequestId, kRequestLog, kResponse, kTrace } from '../protocol/symbols.js'
 
 // What the library keeps about a scope besides its values hangs off the store
 // under private symbols, one per feature: a property write per request, no

@@ -1,6 +1,6 @@
 import { createHook, executionAsyncResource, type AsyncHook } from 'node:async_hooks'
-import { registered } from '../core/storage.js'
-import { kDebug, kOrigin } from '../core/symbols.js'
+import { registered } from '../protocol/registered.js'
+import { kDebug, kOrigin } from '../protocol/symbols.js'
 
 // Debug mode answers the question a NO_SCOPE error raises in a callback:
 // where did this code's async context come from? While it is on, an async

@@ -1,5 +1,5 @@
-import { registered } from '../core/storage.js'
-import { kInFlight } from '../core/symbols.js'
+import { registered } from '../protocol/registered.js'
+import { kInFlight } from '../protocol/symbols.js'
 
 // How many requests have an open scope right now, kept by the adapters that
 // run a request's own events in its scope (Express, node:http and node:http2,

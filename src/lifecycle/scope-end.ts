@@ -1,7 +1,7 @@
 import { scopeEndedError } from '../core/errors.js'
 import { requestOf, responseOf, type ScopeResponse } from '../core/scope-state.js'
 import type { LocalsStorage, Store } from '../core/storage.js'
-import { kEnding, kFailure } from '../core/symbols.js'
+import { kEnding, kFailure } from '../protocol/symbols.js'
 
 // When a scope ends, and how. Nothing here runs for a scope that never holds
 // anything to release: the watch on a response is armed by the first

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { endResourcesNow } from '../lifecycle/resources.js'
 import { endingOf, outcomeBeforeResponse, recordScopeError } from '../lifecycle/scope-end.js'
 import type { Store } from '../core/storage.js'
-import { kHold } from '../core/symbols.js'
+import { kHold } from '../protocol/symbols.js'
 
 // `endResourcesBeforeResponse` for node:http based adapters (Express,
 // Connect, withRequestLocals): the request's resources (a transaction) end

@@ -7,7 +7,7 @@ import { requestClosed, requestOpened } from '../diagnostics/in-flight.js'
 import { endResourcesBeforeHeaders } from './end-before-response.js'
 import { attachRequest, attachResponse, type ScopeRequest, type ScopeResponse } from '../core/scope-state.js'
 import { sharedStorage, type Store } from '../core/storage.js'
-import { kEmit, kRequest, kResponse, kScopedEmit, kStore } from '../core/symbols.js'
+import { kEmit, kRequest, kResponse, kScopedEmit, kStore } from '../protocol/symbols.js'
 
 // How a node:http request (and so an Express or Connect one) maps onto a
 // scope. The adapters run the handler chain in storage.run(store, …), which
