@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import type { Store } from './storage.js'
-import type { TraceContext } from '../headers/trace-context.js'
 import { kLogBindings, kReply, kRequest, kRequestId, kRequestLog, kResponse, kTrace } from '../protocol/symbols.js'
 
 // What the library keeps about a scope besides its values hangs off the store
@@ -13,6 +12,19 @@ import { kLogBindings, kReply, kRequest, kRequestId, kRequestLog, kResponse, kTr
 // request's identity (see inheritIdentity). They are
 // registered (Symbol.for), like the storage, so that two installed copies of
 // the package, which share the storage, also read each other's state.
+
+/**
+ * The part of a W3C trace context a request carries on to the calls it
+ * makes: its trace id and its trace flags (sampled or not). The incoming
+ * parent id is not kept: each outgoing call gets a span id of its own.
+ *
+ * @example
+ * const trace: TraceContext = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', flags: '01' }
+ */
+export interface TraceContext {
+  readonly traceId: string
+  readonly flags: string
+}
 
 /** A request of a node:http or node:http2 (compatibility API) server. */
 export type ScopeRequest = IncomingMessage | Http2ServerRequest

@@ -3,9 +3,9 @@ import { compileBaggagePolicy, parseBaggage, type BaggagePolicy, type InboundBag
 import { booleanOption, checkOptionsObject } from '../core/options.js'
 import { describe, optionsError } from '../core/errors.js'
 import { isHttpToken } from './http-token.js'
-import { attachRequestId, requestIdOf, traceIdOf } from '../core/scope-state.js'
+import { attachRequestId, requestIdOf, traceIdOf, type TraceContext } from '../core/scope-state.js'
 import { sharedStorage, type Store } from '../core/storage.js'
-import { parseTraceparent, startTrace, type TraceContext } from './trace-context.js'
+import { parseTraceparent, startTrace } from './trace-context.js'
 
 /**
  * How a request's own id is made and shown. What an incoming request may

@@ -1,17 +1,5 @@
 import { randomBytes } from 'node:crypto'
-
-/**
- * The part of a W3C trace context a request carries on to the calls it
- * makes: its trace id and its trace flags (sampled or not). The incoming
- * parent id is not kept: each outgoing call gets a span id of its own.
- *
- * @example
- * const trace: TraceContext = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', flags: '01' }
- */
-export interface TraceContext {
-  readonly traceId: string
-  readonly flags: string
-}
+import type { TraceContext } from '../core/scope-state.js'
 
 // W3C Trace Context: version-traceid-parentid-flags, lower-case hex (55
 // characters for version 00). Later versions may append fields after a

@@ -2,9 +2,9 @@ import { checkOptionsObject } from '../core/options.js'
 import { describe, invalidArgumentError, invalidSnapshotError, noScopeCallError, notCloneableError } from '../core/errors.js'
 import { copyJsonData } from './json-data.js'
 import { validateRequestId } from '../headers/request-id.js'
-import { requestIdOf, traceOf } from '../core/scope-state.js'
+import { requestIdOf, traceOf, type TraceContext } from '../core/scope-state.js'
 import { SNAPSHOT_KEY } from '../core/reserved-keys.js'
-import { isTraceFlags, isTraceId, type TraceContext } from '../headers/trace-context.js'
+import { isTraceFlags, isTraceId } from '../headers/trace-context.js'
 import type { LocalsStorage, Store } from '../core/storage.js'
 
 // A snapshot leaves the process (a worker thread, a job queue), where the
