@@ -1,11 +1,15 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { randomUUID } from 'node:crypto'
-import { describe, invalidArgumentError } from './errors.js'
+import { describe, invalidArgumentError } from '../core/errors.js'
 import { runScope } from '../lifecycle/scope-end.js'
-import { assignValues, copyStore, emptyStore } from './store.js'
-import { attachRequestId, inheritIdentity } from './scope-state.js'
+import { assignValues, copyStore, emptyStore } from '../core/store.js'
+import { attachRequestId, inheritIdentity } from '../core/scope-state.js'
 import { reopenedIdentity, type LocalsValues } from '../jobs/snapshot.js'
-import type { LocalsStorage, Store } from './storage.js'
+import type { LocalsStorage, Store } from '../core/storage.js'
+
+// runWithLocals ends its scope the way lifecycle/ ends a request's (its
+// resources are released when fn settles) and reopens the identity a jobs/
+// snapshot carries, so it lives above both rather than in core.
 
 /** The functions that open, find and carry scopes of one storage. */
 export interface ScopeFunctions<T extends object> {

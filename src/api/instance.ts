@@ -1,9 +1,13 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
-import { createLocalsProxy, type LocalsProxy } from './proxy.js'
+import { createLocalsProxy, type LocalsProxy } from '../core/proxy.js'
 import { createResourceFunctions, type ResourceFunctions } from '../lifecycle/resources.js'
 import { createScopeFunctions, type ScopeFunctions } from './scope.js'
 import { createSnapshotLocals, type LocalsSnapshot, type SnapshotOptions } from '../jobs/snapshot.js'
-import type { LocalsStorage, Store } from './storage.js'
+import type { LocalsStorage, Store } from '../core/storage.js'
+
+// One set of locals is put together here, from the layers below: core's
+// proxy, the scope functions, jobs' snapshots and lifecycle's resources. It
+// sits above them all so that none of them, core least of all, needs another.
 
 /**
  * One complete set of request locals: the proxy and the scope functions,
