@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { uncalledFactoryError } from './core/errors.js'
-import { compileNodeScopeOptions, isRequestLike, openRequestScope, requestStore, scopeExpressRequestEvents, type NodeScopeOptions } from './node/request-scope.js'
+import { compileNodeScopeOptions, isRequestLike, requestStore, scopeExpressRequestEvents, type NodeScopeOptions } from './node/request-scope.js'
+import { requestScopeMiddleware } from './node/middleware.js'
 import { requestOf } from './core/scope-state.js'
-import { sharedStorage, type Store } from './core/storage.js'
+import type { Store } from './core/storage.js'
 import { copyOwnValues } from './core/store.js'
 
 // Structural types of our own for what the middleware uses of req, res and
@@ -79,35 +80,29 @@ export function expressRequestLocals<Req extends IncomingMessage = IncomingMessa
     return openWithoutOptions
   }
   const policy = compileNodeScopeOptions<Req>(options, 'expressRequestLocals(options)')
-  const { makeStore } = policy
-  const storage = sharedStorage()
+  return requestScopeMiddleware<Req, ExpressLikeResponse>('openExpressRequestScope', policy, {
+    openedStore: expressStoreOf,
+    adoptStore: adoptAsLocals,
+    scopeEvents: scopeExpressRequestEvents
+  })
+}
 
-  return function openExpressRequestScope (req: Req, res: ExpressLikeResponse, next: ExpressLikeNext): void {
-    // Mounted twice (an app and a router, or a sub-app): the same request
-    // keeps the one store it was given first.
-    const earlier = res.locals as Store | undefined | null
-    const opened = earlier !== undefined && earlier !== null && requestOf(earlier) === req ? earlier : requestStore(req)
-    if (opened !== undefined) {
-      storage.run(opened, next)
-      return
-    }
-    let store: Store
-    try {
-      store = makeStore(req)
-    } catch (err) {
-      next(err)
-      return
-    }
-    // The store becomes res.locals: one bag per request instead of two that
-    // drift apart. Values that middleware mounted earlier already put in
-    // res.locals are kept, and win over defaults (they are this request's).
-    // Own keys only: a key inherited from a polluted Object.prototype is not
-    // this request's, and copying it would make it a local of every request.
-    if (earlier !== undefined && earlier !== null) copyOwnValues(store, earlier)
-    res.locals = store
-    openRequestScope(store, req, res, policy, scopeExpressRequestEvents)
-    storage.run(store, next)
-  }
+// Mounted twice (an app and a router, or a sub-app): the same request keeps
+// the one store it was given first.
+function expressStoreOf (req: IncomingMessage, res: ExpressLikeResponse): Store | undefined {
+  const earlier = res.locals as Store | undefined | null
+  return earlier !== undefined && earlier !== null && requestOf(earlier) === req ? earlier : requestStore(req)
+}
+
+// The store becomes res.locals: one bag per request instead of two that
+// drift apart. Values that middleware mounted earlier already put in
+// res.locals are kept, and win over defaults (they are this request's).
+// Own keys only: a key inherited from a polluted Object.prototype is not
+// this request's, and copying it would make it a local of every request.
+function adoptAsLocals (store: Store, _req: IncomingMessage, res: ExpressLikeResponse): void {
+  const earlier = res.locals as Store | undefined | null
+  if (earlier !== undefined && earlier !== null) copyOwnValues(store, earlier)
+  res.locals = store
 }
 
 // What a mistaken app.use(expressRequestLocals) returns, so that the type

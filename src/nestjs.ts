@@ -3,8 +3,8 @@ import { Inject, type DynamicModule, type HttpServer, type InjectionToken, type 
 import { HttpAdapterHost } from '@nestjs/core'
 import { describe, invalidArgumentError, optionsError } from './core/errors.js'
 import { expressRequestLocals } from './express.js'
-import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions, type NodeScopePolicy } from './node/request-scope.js'
-import { sharedStorage, type Store } from './core/storage.js'
+import { compileNodeScopeOptions, type NodeScopeOptions, type NodeScopePolicy } from './node/request-scope.js'
+import { requestScopeMiddleware, type MiddlewareNext } from './node/middleware.js'
 
 // Nest runs on an HTTP platform (Express or Fastify) and calls guards,
 // interceptors, pipes, the handler and exception filters from inside that
@@ -65,7 +65,7 @@ export interface RequestLocalsModuleAsyncOptions {
 }
 
 /** The raw-request middleware of the Fastify platform, as @fastify/middie calls it. */
-type NodeMiddleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void
+type NodeMiddleware = (req: IncomingMessage, res: ServerResponse, next: MiddlewareNext) => void
 
 /** What of a Fastify instance the installer uses: middie's `use`, or a hook when middie is absent. */
 interface FastifyLike {
@@ -88,7 +88,10 @@ class RequestScopeInstaller {
     if (platform === 'express') {
       adapter.use(expressRequestLocals(this.options))
     } else if (platform === 'fastify') {
-      const open = openNodeScope(this.policy)
+      // Middie hands middleware the raw request and response, so the scope
+      // opens the node:http way; the request keeps the one store it was given
+      // first (the middleware mounted by hand as well, or called again).
+      const open = requestScopeMiddleware<IncomingMessage, ServerResponse>('openNestRequestScope', this.policy)
       const fastify = adapter.getInstance() as FastifyLike
       if (typeof fastify.use === 'function') {
         adapter.use(open)
@@ -106,29 +109,6 @@ class RequestScopeInstaller {
       )
     }
     this.installed = true
-  }
-}
-
-function openNodeScope (policy: NodeScopePolicy<IncomingMessage>): NodeMiddleware {
-  const { makeStore } = policy
-  const storage = sharedStorage()
-  return function openNestRequestScope (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
-    // Also mounted by hand, or Nest middleware calling into it again: the
-    // request keeps the one store it was given first.
-    const opened = requestStore(req)
-    if (opened !== undefined) {
-      storage.run(opened, next)
-      return
-    }
-    let store: Store
-    try {
-      store = makeStore(req)
-    } catch (err) {
-      next(err)
-      return
-    }
-    openRequestScope(store, req, res, policy)
-    storage.run(store, next)
   }
 }
 
