@@ -7,8 +7,8 @@ import { copyOwnValues } from './core/store.js'
 
 // Koa runs on node:http: a Koa request is a node:http request and response
 // wrapped in a context, so the scope opens the way it does for Express
-// (node-lifecycle.ts), and the request's own events ('data' and 'end' that a
-// body parser reads, 'close' of an abort) run in the store too.
+// (node/request-scope.ts), and the request's own events ('data' and 'end'
+// that a body parser reads, 'close' of an abort) run in the store too.
 //
 // The store is `ctx.state`. Koa documents ctx.state as the namespace for
 // passing values through middleware and to views, as res.locals is in
