@@ -1,12 +1,12 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import fastifyRequestLocals from '../../src/fastify.js'
-import { createRequestLocals, requestId, requestLocal, runWithLocals, snapshotLocals, traceId, type LocalsSnapshot, type RequestLocals } from '../../src/index.js'
-import { addLogBindings, logMixin, requestLogger } from '../../src/pino.js'
-import { propagationHeaders } from '../../src/propagation.js'
-import { Barrier, keepAliveAgent, portOf, send } from '../helpers/http.js'
-import { captureLogs } from '../helpers/logs.js'
-import '../helpers/locals.js'
+import fastifyRequestLocals from '../../../src/fastify.js'
+import { createRequestLocals, requestId, requestLocal, runWithLocals, snapshotLocals, traceId, type LocalsSnapshot, type RequestLocals } from '../../../src/index.js'
+import { addLogBindings, logMixin, requestLogger } from '../../../src/pino.js'
+import { propagationHeaders } from '../../../src/propagation.js'
+import { Barrier, keepAliveAgent, portOf, send } from '../../helpers/http.js'
+import { captureLogs } from '../../helpers/logs.js'
+import '../../helpers/locals.js'
 
 // A snapshot carries its request's id (and trace id) as plain data under
 // $requestLocals, so that a job run from it logs under the request that
