@@ -4,14 +4,15 @@ import { Hono } from 'hono'
 import { stream } from 'hono/streaming'
 import { createAdaptorServer } from '@hono/node-server'
 import { honoRequestLocals, type HonoRequestLocalsEnv } from '../src/hono.js'
-import { defineRequestResource, requestId, requestLocal, tryGetLocals, type ScopeOutcome } from '../src/index.js'
+import { defineRequestResource, requestLocal, tryGetLocals, type ScopeOutcome } from '../src/index.js'
 import { deferred, portOf } from './helpers/http.js'
 import './helpers/locals.js'
 
 // The Hono adapter through Hono's own app.fetch (the Request/Response pair
 // every Hono server hands it) and, where the server's part matters (a client
 // going away mid-stream), over a real socket with @hono/node-server. The
-// conformance suite runs the interleaving cases on Node, Bun and Deno.
+// conformance suite runs the interleaving cases on Node, Bun and Deno; its
+// request ids are tested with the other adapters' in test/headers/request-id/.
 
 /** A resource recording each disposal: its value's label and outcome status. */
 function recorder () {
@@ -57,23 +58,6 @@ t.test('registered twice (app and route), a request keeps one store', async (t) 
   })
   app.get('/', locals, (c) => c.json({ tenant: requestLocal.tenant }))
   t.same(await (await app.request('/')).json(), { tenant: 'set before the second registration' })
-})
-
-t.test('request ids: generate(req) gets Hono\'s request, a trusted upstream id is continued, echoHeader answers with it', async (t) => {
-  const app = new Hono<HonoRequestLocalsEnv>()
-  app.use(honoRequestLocals({
-    requestId: { echoHeader: true, generate: (req) => `${req.method.toLowerCase()}-${req.header('x-tenant') ?? 'none'}` },
-    upstream: { trust: true }
-  }))
-  app.get('/', (c) => c.json({ id: requestId() }))
-  // A handler returning its own Response, whose headers Hono did not make.
-  app.get('/raw', () => new Response(String(requestId())))
-  const fresh = await app.request('/', { headers: { 'x-tenant': 'acme' } })
-  t.same(await fresh.json(), { id: 'get-acme' })
-  t.equal(fresh.headers.get('x-request-id'), 'get-acme')
-  const continued = await app.request('/raw', { headers: { 'x-request-id': 'upstream-1' } })
-  t.equal(await continued.text(), 'upstream-1')
-  t.equal(continued.headers.get('x-request-id'), 'upstream-1')
 })
 
 t.test('resources are released once, in the scope, when the response is produced: completed, failed or aborted', async (t) => {

@@ -1,16 +1,14 @@
 import t from 'tap'
-import http, { type IncomingMessage } from 'node:http'
+import http from 'node:http'
 import express from 'express'
-import Fastify from 'fastify'
 import { expressRequestLocals } from '../src/express.js'
-import { withRequestLocals } from '../src/http.js'
-import fastifyRequestLocals from '../src/fastify.js'
-import { requestId, requestLocal, tryGetLocals } from '../src/index.js'
+import { requestLocal, tryGetLocals } from '../src/index.js'
 import { portOf, send } from './helpers/http.js'
 import './helpers/locals.js'
 
-// Nothing a client sends sets identity or overrides what the application
-// set for the request: the precedence rules of the 1.0 options.
+// Nothing a client sends overrides what the application set for the
+// request: the precedence rules of the 1.0 options. That a client never
+// chooses its request id is in test/headers/request-id/upstream-trust.test.ts.
 
 async function listen (server: http.Server): Promise<number> {
   t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
@@ -74,29 +72,4 @@ t.test('Express: only own keys of an earlier res.locals; a client\'s __proto__ n
     t.equal(seen.isAdmin, null, `${name}: no client value is inherited`)
     t.equal(seen.hasProto, false)
   }
-})
-
-t.test('requestId.generate(req) gets the incoming request on every adapter', async (t) => {
-  const generate = (req: IncomingMessage): string => `shard-${String(req.headers['x-shard'])}-${req.url === '/' ? 'root' : 'other'}`
-  const fastify = Fastify()
-  t.teardown(() => fastify.close())
-  await fastify.register(fastifyRequestLocals, { requestId: { generate } })
-  fastify.get('/', async () => ({ id: requestId() }))
-  t.same((await fastify.inject({ url: '/', headers: { 'x-shard': '7' } })).json(), { id: 'shard-7-root' }, 'Fastify: the raw request')
-
-  const app = express()
-  app.use(expressRequestLocals({ requestId: { generate: (req) => `${generate(req)}-${req.get('x-shard') ?? ''}` } }))
-  app.get('/', (_req, res) => { res.json({ id: requestId() }) })
-  t.same((await send({ port: await listen(http.createServer(app)), headers: { 'x-shard': '3' } })).json(), { id: 'shard-3-root-3' }, 'Express: the Express request')
-
-  const server = http.createServer(withRequestLocals((_req, res) => { res.end(JSON.stringify({ id: requestId() })) }, { requestId: { generate } }))
-  t.same((await send({ port: await listen(server), headers: { 'x-shard': '5' } })).json(), { id: 'shard-5-root' }, 'node:http')
-})
-
-t.test('without upstream.trust, a client never chooses its request id', async (t) => {
-  const server = http.createServer(withRequestLocals((_req, res) => { res.end(JSON.stringify({ id: requestId() })) }, { requestId: { echoHeader: true } }))
-  const port = await listen(server)
-  const res = await send({ port, headers: { 'x-request-id': 'chosen-by-client' } })
-  t.not(res.json<{ id: string }>().id, 'chosen-by-client')
-  t.equal(res.headers['x-request-id'], res.json<{ id: string }>().id, 'the echoed id is the service\'s own')
 })
