@@ -82,7 +82,7 @@ t.test('bad options fail registration with ERR_REQUEST_LOCALS_OPTIONS', async (t
 })
 
 t.test('every hook registered after the plugin sees the request\'s own store', async (t) => {
-  const app = Fastify({ connectionTimeout: 300 })
+  const app = Fastify({ connectionTimeout: 100 })
   await app.register(fastifyRequestLocals, { defaults: (request: { headers: Record<string, unknown> }) => ({ seen: String(request.headers['x-id']) }) })
   t.teardown(() => app.close())
   const seen: string[] = []
@@ -153,7 +153,7 @@ t.test('without onRequestAbort or onTimeout hooks of its own, the app gets none 
 })
 
 t.test('onRequestAbort and onTimeout hooks see the request\'s store however they are registered', async (t) => {
-  const app = Fastify({ connectionTimeout: 300 })
+  const app = Fastify({ connectionTimeout: 100 })
   await app.register(fastifyRequestLocals, { defaults: (request: { headers: Record<string, unknown> }) => ({ seen: String(request.headers['x-id']) }) })
   const release = deferred()
   t.teardown(async () => { release.resolve(); await app.close() })
@@ -198,7 +198,7 @@ t.test('onRequestAbort and onTimeout hooks see the request\'s store however they
   }, { prefix: '/shared' })
   // On the instance itself, async and callback style: in an app of its own,
   // since Fastify runs an instance's hooks ahead of its children's.
-  const other = Fastify({ connectionTimeout: 300 })
+  const other = Fastify({ connectionTimeout: 100 })
   await other.register(fastifyRequestLocals, { defaults: (request: { headers: Record<string, unknown> }) => ({ seen: String(request.headers['x-id']) }) })
   t.teardown(async () => { release.resolve(); await other.close() })
   other.addHook('onRequestAbort', async (request) => record('instance-abort', request))

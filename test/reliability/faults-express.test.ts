@@ -156,13 +156,13 @@ for (const [version, express] of versions) {
         // Answers only once the connection is gone, so the answer is never sent.
         void resources.disposed('stalled').then(() => res.send('late'))
       })
-    }, { requestTimeout: 400, headersTimeout: 400, connectionsCheckingInterval: 20 })
+    }, { requestTimeout: 200, headersTimeout: 200, connectionsCheckingInterval: 20 })
     const trickled = await sendIncompleteBody(port, 'trickled')
     t.equal(trickled, 408, 'requestTimeout: Node answers 408')
     t.same(await resources.disposed('trickled'), { ok: false, status: 'aborted' })
     t.equal((await send({ port, headers: { 'x-id': 'after-trickle' } })).text, 'after-trickle/after-trickle')
 
-    server.setTimeout(400)
+    server.setTimeout(100)
     const cut = send({ port, path: '/stall', headers: { 'x-id': 'stalled' } }).catch((err: Error) => err)
     await stalled.promise
     t.match(await cut, { code: 'ECONNRESET' }, 'server.setTimeout: the idle socket is destroyed')

@@ -203,7 +203,7 @@ t.test('clients that leave mid-body, mid-response and from a hijacked response: 
 })
 
 t.test('connectionTimeout: the timed-out request is aborted and disposed once, even if it answers late; the next requests are served', async (t) => {
-  const { app, tracked: resources, listen } = await faultyApp(t, { connectionTimeout: 400 })
+  const { app, tracked: resources, listen } = await faultyApp(t, { connectionTimeout: 100 })
   const timedOut = new Map([['stalled', deferred()], ['answers-late', deferred()]])
   app.addHook('onTimeout', async () => { timedOut.get(requestLocal.seen!)?.resolve() })
   app.get('/stall', async () => {
@@ -227,7 +227,7 @@ t.test('connectionTimeout: the timed-out request is aborted and disposed once, e
 })
 
 t.test('requestTimeout: a body that never completes gets 408, is aborted and disposed once; the next requests are served', async (t) => {
-  const { app, tracked: resources, listen } = await faultyApp(t, { requestTimeout: 400, http: { headersTimeout: 400, connectionsCheckingInterval: 20 } })
+  const { app, tracked: resources, listen } = await faultyApp(t, { requestTimeout: 200, http: { headersTimeout: 200, connectionsCheckingInterval: 20 } })
   app.post('/', async () => ownData(resources))
   app.get('/', async () => ownData(resources))
   const port = await listen()
