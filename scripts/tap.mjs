@@ -2,10 +2,16 @@
 // (CI logs, pipes) one line per test file, the full TAP of a file only when
 // it failed, and tap's closing summary.
 import { spawn } from 'node:child_process'
+import { availableParallelism } from 'node:os'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
-const args = process.argv.slice(2)
+// tap runs each test file in a process of its own, as many at once as
+// --jobs; its default leaves one CPU free, which on a 2-core machine means
+// one file at a time. The files wait on sockets, timers and child processes
+// much of the time, so at least two run at once. A --jobs given here wins.
+const jobs = Math.max(2, availableParallelism() - 1)
+const args = [`--jobs=${jobs}`, ...process.argv.slice(2)]
 const tap = fileURLToPath(new URL('../node_modules/.bin/tap', import.meta.url))
 if (process.stdout.isTTY) {
   const child = spawn(tap, args, { stdio: 'inherit' })
