@@ -20,11 +20,13 @@ t.test('node:http: headers already sent by other means, flushHeaders with nothin
   let fail = false
   const gate = deferred()
   let gated = false
+  const failedGone = deferred()
   const tx = defineRequestResource({
     name: 'tx',
     create: () => 1,
     async dispose () {
       if (gated) await gate.promise
+      if (gated) failedGone.resolve()
       if (fail) throw new Error('COMMIT failed')
     }
   })
@@ -33,6 +35,7 @@ t.test('node:http: headers already sent by other means, flushHeaders with nothin
   process.on('warning', onWarning)
   t.teardown(() => { process.off('warning', onWarning) })
   const reached = deferred()
+  const gone = deferred()
   const handler = withRequestLocals(async (req, res) => {
     if (req.url === '/flush') {
       res.flushHeaders()
@@ -45,7 +48,10 @@ t.test('node:http: headers already sent by other means, flushHeaders with nothin
       res.end('sent directly')
       return
     }
-    if (req.url === '/gone') reached.resolve()
+    if (req.url === '/gone') {
+      res.once('close', () => gone.resolve())
+      reached.resolve()
+    }
     res.end('ok')
   }, { endResourcesBeforeResponse: true })
   const port = await listen(http.createServer((req, res) => {
@@ -66,9 +72,12 @@ t.test('node:http: headers already sent by other means, flushHeaders with nothin
   req.end()
   await reached.promise
   req.destroy()
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  // The commit fails only once the server has seen the client go.
+  await gone.promise
   gate.resolve()
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  await failedGone.promise
+  // A turn of the loop for the failure to be answered (to nobody).
+  await new Promise((resolve) => setImmediate(resolve))
   t.pass('a failed commit for a client already gone answers nothing and throws nothing')
 })
 

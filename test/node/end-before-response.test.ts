@@ -122,7 +122,13 @@ t.test('Express: a client that leaves while the commit runs', async (t) => {
   const app = express5()
   app.use(expressRequestLocals({ endResourcesBeforeResponse: true }))
   const reached = deferred()
-  app.get('/', async (_req, res) => { await db.use(res); reached.resolve(); res.json({ ok: true }) })
+  const gone = deferred()
+  app.get('/', async (_req, res) => {
+    await db.use(res)
+    res.once('close', () => gone.resolve())
+    reached.resolve()
+    res.json({ ok: true })
+  })
   const port = await listen(http.createServer(app))
   const gate = deferred()
   db.hold(gate.promise)
@@ -132,10 +138,13 @@ t.test('Express: a client that leaves while the commit runs', async (t) => {
   await reached.promise
   await new Promise((resolve) => setImmediate(resolve))
   req.destroy()
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  // The commit is still held when the server sees the client go.
+  await gone.promise
   gate.resolve()
   db.hold(undefined)
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  while (db.ended.length === 0) await new Promise((resolve) => setImmediate(resolve))
+  // A turn of the loop for a second end, or the write to the closed connection, to happen.
+  await new Promise((resolve) => setImmediate(resolve))
   t.equal(db.ended.length, 1, 'ended exactly once, no crash writing to the closed connection')
 })
 
