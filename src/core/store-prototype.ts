@@ -1,5 +1,5 @@
-import { registered } from './storage.js'
-import { kStorePrototype } from './symbols.js'
+import { registered } from '../protocol/registered.js'
+import { kStorePrototype } from '../protocol/symbols.js'
 
 /**
  * The prototype of every store: empty, with no prototype of its own.
