@@ -55,6 +55,32 @@ async function requestLocals () {
   return server
 }
 
+// As requestLocals, through the store tryGetLocals() returns (hot code's
+// read): the difference between the two is what the proxy costs.
+async function requestLocalsStore () {
+  const { expressRequestLocals } = await import('request-locals/express')
+  const { tryGetLocals } = await import('request-locals')
+  const server = app()
+  server.use(expressRequestLocals())
+  server.use(express.json())
+  async function service () {
+    await step(1)
+    await step(2)
+    const locals = tryGetLocals()
+    return { user: locals.user.id, tenant: locals.tenant, requestId: locals.requestId }
+  }
+  server.get('/small', (_req, res) => { res.json({ hello: 'world' }) })
+  server.get('/locals', async (_req, res) => {
+    const locals = tryGetLocals()
+    locals.user = currentUser()
+    locals.tenant = 'public'
+    locals.requestId = 'r1'
+    res.json(await service())
+  })
+  server.post('/body', (req, res) => { res.json(ack(req.body)) })
+  return server
+}
+
 async function expressHttpContext () {
   const { default: httpContext } = await import('express-http-context')
   const server = app()
@@ -138,6 +164,7 @@ export const builders = {
   'express-bare': bare,
   'express-hand-rolled-als': handRolled,
   'express-request-locals': requestLocals,
+  'express-request-locals-store': requestLocalsStore,
   'express-http-context': expressHttpContext,
   'express-cls-rtracer': clsRtracer,
   'express4-bare': onExpress4(bare),

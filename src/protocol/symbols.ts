@@ -16,6 +16,12 @@ export const kSharedStorage = Symbol.for('request-locals')
 export const kDebug = Symbol.for('request-locals.debug')
 /** On globalThis: `{ open: number }`, the requests with an open scope, counted by every copy. */
 export const kInFlight = Symbol.for('request-locals.in-flight')
+/**
+ * On globalThis: the frozen, empty, null-prototype object every store
+ * inherits from (see core/store.ts), so that each copy recognises the
+ * others' stores as plain objects.
+ */
+export const kStorePrototype = Symbol.for('request-locals.store-prototype')
 /** On RequestLocalsError.prototype: `true`, so `instanceof` recognises another copy's errors. */
 export const kErrorBrand = Symbol.for('request-locals.error')
 

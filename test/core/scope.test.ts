@@ -22,10 +22,18 @@ t.test('errors thrown or rejected by the function propagate unchanged', async (t
   await t.rejects(runWithLocals({}, async () => { throw boom }), boom)
 })
 
-t.test('each scope gets a fresh null-prototype store', async (t) => {
+t.test('each scope gets a fresh store where no key resolves to Object.prototype', async (t) => {
   const stores = [1, 2].map(() => runWithLocals({}, () => tryGetLocals()))
   t.not(stores[0], stores[1])
-  t.equal(Object.getPrototypeOf(stores[0]), null)
+  const store = stores[0] as Record<string, unknown>
+  for (const key of ['toString', 'constructor', 'hasOwnProperty', '__proto__', 'valueOf']) {
+    t.equal(store[key], undefined, key)
+    t.notOk(key in store, `${key} in store`)
+  }
+  t.equal(Object.getPrototypeOf(Object.getPrototypeOf(store)), null, 'the prototype chain ends after one empty object')
+  t.same(Object.getOwnPropertyNames(Object.getPrototypeOf(store)), [])
+  const copy = runWithLocals({ tenant: 'acme' }, () => runWithLocals(tryGetLocals() as object, () => tryGetLocals()))
+  t.same(Object.entries(copy as object), [['tenant', 'acme']], 'a store is plain data to runWithLocals')
 })
 
 t.test('a nested scope starts from a copy of the enclosing one; its writes do not leak out', async (t) => {
