@@ -7,7 +7,7 @@ import type { Store } from './storage.js'
 // Made by a constructor, not Object.create(null): V8 keeps a null-prototype
 // object in dictionary mode, where three writes and three reads cost about
 // four times as much as on an object with a hidden class (measured in
-// bench/RESULTS.md). The prototype is one frozen, empty object with no
+// bench/RESULTS.md). The prototype is one empty object with no
 // prototype itself, so no key resolves to Object.prototype all the same.
 const LocalsStore = function LocalsStore () {} as unknown as new () => Store
 LocalsStore.prototype = storePrototype
