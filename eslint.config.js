@@ -3,7 +3,7 @@ import neostandard from 'neostandard'
 export default [
   ...neostandard({
     ts: true,
-    ignores: ['dist/**', 'coverage/**', '.tap/**', 'scratch/**', '.perf/**', 'node_modules/**']
+    ignores: ['dist/**', 'coverage/**', '.tap/**', 'scratch/**', '.perf/**', '.build/**', 'node_modules/**']
   }),
   {
     rules: {

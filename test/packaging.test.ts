@@ -25,7 +25,7 @@ function installedOutsideRepository (t: Test): string {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const target = join(dir, 'node_modules', 'request-locals')
   mkdirSync(target, { recursive: true })
-  cpSync(join(root, 'dist'), join(target, 'dist'), { recursive: true })
+  cpSync(join(root, 'dist'), join(target, 'dist'), { recursive: true, dereference: true })
   cpSync(join(root, 'package.json'), join(target, 'package.json'))
   return dir
 }
@@ -75,7 +75,7 @@ t.test('two installed copies of the package share one storage', async (t) => {
   for (const name of ['copy-a', 'copy-b']) {
     const target = join(dir, 'node_modules', name)
     mkdirSync(target, { recursive: true })
-    cpSync(join(root, 'dist'), join(target, 'dist'), { recursive: true })
+    cpSync(join(root, 'dist'), join(target, 'dist'), { recursive: true, dereference: true })
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
     writeFileSync(join(target, 'package.json'), JSON.stringify({ ...pkg, name }))
   }

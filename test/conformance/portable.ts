@@ -8,7 +8,7 @@ import { currentRuntime, withTeardowns } from './harness.js'
 // `deno test` both run node:test's `test`, and run a file's tests one after
 // another, as the cases need (each holds hundreds of sockets). Only the
 // targets that declare this runtime are loaded. On Node, tap runs the same
-// cases (conformance.test.ts); `node --test` runs this file too.
+// cases (conformance-1/2/3.test.ts, through run-under-tap.ts); `node --test` runs this file too.
 const runtime = currentRuntime()
 const only = process.env.CONFORMANCE_TARGETS?.split(',')
 const timeoutMs = Number(process.env.CONFORMANCE_TIMEOUT_MS ?? 60_000)

@@ -29,7 +29,7 @@ export function installCopies (t: Test, copies: readonly Copy[], linked: readonl
   for (const { name, version } of copies) {
     const target = join(dir, 'node_modules', name)
     mkdirSync(target, { recursive: true })
-    cpSync(join(root, 'dist'), join(target, 'dist'), { recursive: true })
+    cpSync(join(root, 'dist'), join(target, 'dist'), { recursive: true, dereference: true })
     writeFileSync(join(target, 'package.json'), JSON.stringify({ ...pkg, name, version: version ?? pkg.version }))
   }
   for (const name of linked) symlinkSync(join(root, 'node_modules', name), join(dir, 'node_modules', name), 'dir')

@@ -1,5 +1,6 @@
 import t from 'tap'
 import http from 'node:http'
+import { extname } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import Fastify from 'fastify'
 import fastifyRequestLocals from '../../src/fastify.js'
@@ -10,7 +11,9 @@ import '../helpers/locals.js'
 const USERS = Array.from({ length: 12 }, (_, i) => `user-${i}`)
 
 t.test('a snapshot posted to a worker thread reopens there as the request\'s scope', async (t) => {
-  const worker = new Worker(new URL('../fixtures/locals-worker.ts', import.meta.url))
+  // The fixture in this file's own language: TypeScript under tap, the
+  // compiled JavaScript in the quick suite.
+  const worker = new Worker(new URL(`../fixtures/locals-worker${extname(import.meta.url)}`, import.meta.url))
   t.teardown(() => worker.terminate())
   // One worker serves every request; replies come back in any order.
   const pending = new Map<number, (reply: unknown) => void>()

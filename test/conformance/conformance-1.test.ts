@@ -1,0 +1,4 @@
+import t from 'tap'
+import { runConformance } from './run-under-tap.js'
+
+runConformance(t, 0, 3)
