@@ -25,6 +25,17 @@ function recorder () {
   return { disposed, resource }
 }
 
+/** A Hono app with the adapter and a middleware setting the user from x-user. */
+function appWithUser (): Hono<HonoRequestLocalsEnv> {
+  const app = new Hono<HonoRequestLocalsEnv>()
+  app.use(honoRequestLocals())
+  app.use(async (c, next) => {
+    requestLocal.user = { id: c.req.header('x-user') ?? 'nobody' }
+    await next()
+  })
+  return app
+}
+
 /** Resolves once `done()` holds; disposal runs a few promise turns after a scope ends. */
 async function until (done: () => boolean): Promise<void> {
   while (!done()) await new Promise((resolve) => setImmediate(resolve))
@@ -62,12 +73,7 @@ t.test('registered twice (app and route), a request keeps one store', async (t) 
 
 t.test('resources are released once, in the scope, when the response is produced: completed, failed or aborted', async (t) => {
   const { disposed, resource } = recorder()
-  const app = new Hono<HonoRequestLocalsEnv>()
-  app.use(honoRequestLocals())
-  app.use(async (c, next) => {
-    requestLocal.user = { id: c.req.header('x-user') ?? 'nobody' }
-    await next()
-  })
+  const app = appWithUser()
   app.get('/', async (c) => { await resource.get(); await resource.get(); return c.body(null, 204) })
   app.get('/throws', async () => { await resource.get(); throw new Error('handler failed') })
   app.get('/503', async (c) => { await resource.get(); return c.body(null, 503) })
@@ -89,12 +95,7 @@ t.test('resources are released once, in the scope, when the response is produced
 
 t.test('a response with a body ends its scope when the body has been read, or cancelled', async (t) => {
   const { disposed, resource } = recorder()
-  const app = new Hono<HonoRequestLocalsEnv>()
-  app.use(honoRequestLocals())
-  app.use(async (c, next) => {
-    requestLocal.user = { id: c.req.header('x-user') ?? 'nobody' }
-    await next()
-  })
+  const app = appWithUser()
   const more = deferred()
   app.get('/stream', async (c) => {
     await resource.get()
