@@ -4,6 +4,8 @@ import type { RequestIdOptions } from './headers/request-id.js'
 import { compileNodeScopeOptions, openRequestScope, requestStore, type NodeScopeOptions } from './node/request-scope.js'
 import { sharedStorage } from './core/storage.js'
 import { copyOwnValues } from './core/store.js'
+import { requestIdOf } from './core/scope-state.js'
+import { echoAtHead } from './node/echo-header.js'
 
 // Koa runs on node:http: a Koa request is a node:http request and response
 // wrapped in a context, so the scope opens the way it does for Express
@@ -59,6 +61,7 @@ export interface KoaRequestLocalsOptions extends Omit<NodeScopeOptions<Context>,
 export function koaRequestLocals (options: KoaRequestLocalsOptions = {}): Middleware {
   const policy = compileNodeScopeOptions<Context>(options, 'koaRequestLocals(options)')
   const { makeStore } = policy
+  const echoHeader = policy.requestId?.echoHeader
   const storage = sharedStorage()
 
   return function openKoaRequestScope (ctx: Context, next: Next): Promise<unknown> {
@@ -76,6 +79,7 @@ export function koaRequestLocals (options: KoaRequestLocalsOptions = {}): Middle
     if (typeof earlier === 'object' && earlier !== null) copyOwnValues(store, earlier)
     ctx.state = store
     openRequestScope(store, ctx.req, ctx.res, policy)
+    if (echoHeader !== undefined) echoAtHead(ctx.res, echoHeader, requestIdOf(store))
     return storage.run(store, next)
   }
 }
