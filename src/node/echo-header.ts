@@ -13,7 +13,7 @@ import type { ServerResponse } from 'node:http'
 export function echoAtHead (response: ServerResponse, name: string, id: string): void {
   const writeHead = response.writeHead
   response.writeHead = function writeHeadWithRequestId (this: ServerResponse): ServerResponse {
-    if (!this.headersSent && !this.hasHeader(name)) this.setHeader(name, id)
+    if (!this.hasHeader(name)) this.setHeader(name, id)
     return Reflect.apply(writeHead, this, arguments) as ServerResponse
   } as ServerResponse['writeHead']
 }
