@@ -290,6 +290,17 @@ for (const platform of Object.keys(platforms) as Platform[]) {
       t.same((await send({ port, agent, path: '/plain', headers: { 'x-user': 'b' } })).json(), { user: 'b', tenant: 'first', header: 'b', after: 'b' })
     })
 
+    t.test('the echoed request id is on every answer: success, an exception filter\'s and Nest\'s 404', async (t) => {
+      const { port } = await start(t, platform, appModule(new Witness(1, SEED), RequestLocalsModule.forRoot({ upstream: { trust: true }, requestId: { echoHeader: true } }), false))
+      const agent = agentFor(t, 1)
+      const answers = [
+        await send({ port, agent, path: '/plain', headers: { 'x-user': 'a', 'x-request-id': 'id-ok' } }),
+        await send({ port, agent, method: 'POST', path: '/whoami', headers: { 'x-user': 'a', 'x-request-id': 'id-filter', 'content-type': 'application/json' }, body: '{"user":"a","fail":true}' }),
+        await send({ port, agent, path: '/nowhere', headers: { 'x-request-id': 'id-missing' } })
+      ]
+      t.same(answers.map((res) => [res.status, res.headers['x-request-id']]), [[200, 'id-ok'], [418, 'id-filter'], [404, 'id-missing']])
+    })
+
     t.test('a defaults function that throws fails its request only', async (t) => {
       const { port } = await start(t, platform, appModule(new Witness(1, SEED), RequestLocalsModule.forRoot({
         defaults: (req) => {
