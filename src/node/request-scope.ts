@@ -140,11 +140,15 @@ export function scopeRequestEvents (store: Store, request: ScopeRequest, respons
   requestOpened()
 }
 
-function keepOwnEmit (emitter: ScopedEmitter): void {
-  if (Object.hasOwn(emitter, 'emit')) emitter[kEmit] = emitter.emit
-}
-
 const emit = EventEmitter.prototype.emit
+
+// Kept when it is not EventEmitter's own: replaced on the instance by another
+// library, or overridden by a subclass. A load and a comparison, cheaper than
+// Object.hasOwn on every request.
+function keepOwnEmit (emitter: ScopedEmitter): void {
+  const current = emitter.emit
+  if (current !== emit) emitter[kEmit] = current
+}
 
 // `arguments` and Reflect.apply pass the event and its arguments through
 // without building a closure or an array per emission.
