@@ -69,6 +69,38 @@ t.test('an emit that another library set on the request or response is kept, and
   t.same(seen.sort(), ['req end: acme', 'res finish: acme'])
 })
 
+t.test('a request and response class of the server\'s own that overrides emit keeps it, and runs it in scope', async (t) => {
+  const seen: string[] = []
+  function record (name: string, event: string | symbol): void {
+    if (event === 'end' || event === 'finish') seen.push(`${name} ${String(event)}: ${tryGetLocals()?.tenant ?? 'none'}`)
+  }
+  // http.createServer({ IncomingMessage, ServerResponse }): subclasses whose
+  // prototypes, not instances, carry an emit of their own.
+  class RecordingRequest extends http.IncomingMessage {
+    override emit (event: string | symbol, ...args: unknown[]): boolean {
+      record('req', event)
+      return super.emit(event, ...args)
+    }
+  }
+  class RecordingResponse<Request extends http.IncomingMessage = http.IncomingMessage> extends http.ServerResponse<Request> {
+    override emit (event: string | symbol, ...args: unknown[]): boolean {
+      record('res', event)
+      return super.emit(event, ...args)
+    }
+  }
+  const server = http.createServer({ IncomingMessage: RecordingRequest, ServerResponse: RecordingResponse }, withRequestLocals((req, res) => {
+    req.resume()
+    req.on('end', () => res.end())
+  }, { defaults: { tenant: 'acme' } }))
+  t.teardown(() => new Promise<void>((resolve) => {
+    server.closeAllConnections()
+    server.close(() => resolve())
+  }))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  await send({ port: portOf(server), method: 'POST', body: 'abc', chunks: 3 })
+  t.same(seen.sort(), ['req end: acme', 'res finish: acme'])
+})
+
 t.test('wrapped twice, a request keeps the one store it was given first', async (t) => {
   const inner = withRequestLocals((_req: IncomingMessage, res: ServerResponse) => {
     res.end(JSON.stringify({ tenant: requestLocal.tenant }))

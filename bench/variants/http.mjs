@@ -73,6 +73,26 @@ async function requestLocals () {
   })))
 }
 
+// As requestLocals, through the store tryGetLocals() returns (hot code's
+// read): the difference between the two is what the proxy costs.
+async function requestLocalsStore () {
+  const { withRequestLocals } = await import('request-locals/http')
+  const { tryGetLocals } = await import('request-locals')
+  async function service () {
+    await step(1)
+    await step(2)
+    const locals = tryGetLocals()
+    return { user: locals.user.id, tenant: locals.tenant, requestId: locals.requestId }
+  }
+  return http.createServer(withRequestLocals(routes(async (res) => {
+    const locals = tryGetLocals()
+    locals.user = currentUser()
+    locals.tenant = 'public'
+    locals.requestId = 'r1'
+    json(res, await service())
+  })))
+}
+
 export async function listen (build) {
   const server = await build()
   server.keepAliveTimeout = 60000
@@ -82,5 +102,6 @@ export async function listen (build) {
 export const builders = {
   'http-bare': bare,
   'http-hand-rolled-als': handRolled,
-  'http-request-locals': requestLocals
+  'http-request-locals': requestLocals,
+  'http-request-locals-store': requestLocalsStore
 }

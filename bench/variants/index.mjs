@@ -29,7 +29,8 @@ export const variants = [
   { name: 'express4-http-context', framework: 'express4', label: 'express-http-context' },
   { name: 'http-bare', framework: 'http', label: 'bare node:http' },
   { name: 'http-hand-rolled-als', framework: 'http', label: 'hand-rolled AsyncLocalStorage.run (floor)' },
-  { name: 'http-request-locals', framework: 'http', label: 'request-locals', unavailable: needsDist('http.js') }
+  { name: 'http-request-locals', framework: 'http', label: 'request-locals', unavailable: needsDist('http.js') },
+  { name: 'http-request-locals-store', framework: 'http', label: 'request-locals, through tryGetLocals()', unavailable: needsDist('http.js') }
 ]
 
 /** The bare server each variant's ratio is computed against. */

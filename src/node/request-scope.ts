@@ -41,6 +41,7 @@ interface ScopedEmitter {
   [kStore]?: Store
   [kEmit]?: EventEmitter['emit']
   emit: EventEmitter['emit']
+  _events: Record<string | symbol, unknown>
 }
 
 /** The store a request was opened with, or `undefined` if none was. */
@@ -140,11 +141,15 @@ export function scopeRequestEvents (store: Store, request: ScopeRequest, respons
   requestOpened()
 }
 
-function keepOwnEmit (emitter: ScopedEmitter): void {
-  if (Object.hasOwn(emitter, 'emit')) emitter[kEmit] = emitter.emit
-}
-
 const emit = EventEmitter.prototype.emit
+
+// Kept when it is not EventEmitter's own: replaced on the instance by another
+// library, or overridden by a subclass. A load and a comparison, cheaper than
+// Object.hasOwn on every request.
+function keepOwnEmit (emitter: ScopedEmitter): void {
+  const current = emitter.emit
+  if (current !== emit) emitter[kEmit] = current
+}
 
 // `arguments` and Reflect.apply pass the event and its arguments through
 // without building a closure or an array per emission.
@@ -158,17 +163,31 @@ const emit = EventEmitter.prototype.emit
 // An event emitted from code already in the store (res.end() in a handler
 // emits 'prefinish' synchronously) is emitted directly: entering the same
 // store again costs a context frame per event on Node 24 and later.
+//
+// So is an event nobody listens to ('readable', 'resume', 'prefinish' … on
+// most requests): no code of the application runs, so there is no context to
+// give it, and asking for the current store costs a call into C++ on Node 20
+// (most of what scoping the events cost per request, bench/RESULTS.md).
+// 'error' always runs in the store: with no listener it throws, and
+// errorMonitor listeners see it first. An emit another library put in place
+// always does too: it may look at the context itself.
 function emitRequestEvent (this: ScopedEmitter, event: string | symbol): boolean {
   if (event === 'close') requestClosed()
-  const store = this[kStore] as Store
-  if (storage.getStore() === store) return Reflect.apply(this[kEmit] ?? emit, this, arguments) as boolean
-  return storage.run(store, Reflect.apply, this[kEmit] ?? emit, this, arguments) as boolean
+  return emitInStore(this, this[kStore] as Store, event, arguments)
 }
 
-function emitResponseEvent (this: ScopedEmitter & { req: ScopedEmitter }): boolean {
-  const store = this.req[kStore] as Store
-  if (storage.getStore() === store) return Reflect.apply(this[kEmit] ?? emit, this, arguments) as boolean
-  return storage.run(store, Reflect.apply, this[kEmit] ?? emit, this, arguments) as boolean
+function emitResponseEvent (this: ScopedEmitter & { req: ScopedEmitter }, event: string | symbol): boolean {
+  return emitInStore(this, this.req[kStore] as Store, event, arguments)
+}
+
+function emitInStore (emitter: ScopedEmitter, store: Store, event: string | symbol, args: IArguments): boolean {
+  const previous = emitter[kEmit]
+  if (previous === undefined) {
+    if ((event !== 'error' && emitter._events[event] === undefined) || storage.getStore() === store) return Reflect.apply(emit, emitter, args) as boolean
+    return storage.run(store, Reflect.apply, emit, emitter, args) as boolean
+  }
+  if (storage.getStore() === store) return Reflect.apply(previous, emitter, args) as boolean
+  return storage.run(store, Reflect.apply, previous, emitter, args) as boolean
 }
 
 // Express (4 and 5) gives each request and response a prototype of its own
