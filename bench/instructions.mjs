@@ -6,6 +6,11 @@
 // warmed (the JIT settles), then instrumentation is switched on for
 // `requests` requests (default 2000) and the total is divided by them.
 // Needs valgrind (callgrind_control on the PATH); slow: about a minute each.
+// With --cache-sim, callgrind also simulates the caches and branch predictor
+// and every event is given per request (Ir instructions, I1mr/D1mr/D1mw L1
+// misses, Bcm/Bim mispredicted branches …): where two variants differ more
+// in time than in instructions, stalls are what is left, and this machine's
+// CPU counters are not readable.
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -15,7 +20,8 @@ import { startServer } from './processes.mjs'
 import { scenarios } from './scenarios.mjs'
 import { nodeCache, resolveNodes } from './cli.mjs'
 
-const [names = 'fastify-bare,fastify-request-locals', scenarioName = 'small', requests = '2000', nodeEntry = process.versions.node.split('.')[0]] = process.argv.slice(2)
+const cacheSim = process.argv.includes('--cache-sim')
+const [names = 'fastify-bare,fastify-request-locals', scenarioName = 'small', requests = '2000', nodeEntry = process.versions.node.split('.')[0]] = process.argv.slice(2).filter((arg) => arg !== '--cache-sim')
 const scenario = scenarios.find((s) => s.name === scenarioName)
 if (scenario === undefined) throw new Error(`Unknown scenario ${JSON.stringify(scenarioName)}; expected one of ${scenarios.map((s) => s.name).join(', ')}.`)
 const [node] = resolveNodes([nodeEntry], nodeCache)
@@ -27,7 +33,7 @@ async function count (variant) {
   // per thread, and only the main thread's is counted: V8 compiles and
   // collects garbage on helper threads whenever it sees fit, which made
   // counts of the same server differ by 10 % from run to run.
-  const valgrind = ['--tool=callgrind', '--instr-atstart=no', '--smc-check=all', '--separate-threads=yes', `--callgrind-out-file=${join(dir, 'out.%p')}`, node.bin]
+  const valgrind = ['--tool=callgrind', ...(cacheSim ? ['--cache-sim=yes', '--branch-sim=yes'] : []), '--instr-atstart=no', '--smc-check=all', '--separate-threads=yes', `--callgrind-out-file=${join(dir, 'out.%p')}`, node.bin]
   const server = await startServer('valgrind', variant, valgrind, { pin: false })
   try {
     await drive(server.port, scenario, { amount: 3000, connections: 4 })
@@ -38,15 +44,22 @@ async function count (variant) {
   } finally {
     await server.stop()
   }
-  const total = readdirSync(dir).filter((file) => file.endsWith('-01')).map((file) => readFileSync(join(dir, file), 'utf8').match(/^totals: (\d+)/m)?.[1]).filter(Boolean).map(Number).reduce((a, b) => a + b, 0)
+  // The main thread's file ends in -01; its `events:` line names the columns of `totals:`.
+  const text = readdirSync(dir).filter((file) => file.endsWith('-01')).map((file) => readFileSync(join(dir, file), 'utf8'))[0] ?? ''
+  const events = text.match(/^events: (.*)$/m)?.[1].split(' ') ?? ['Ir']
+  const totals = text.match(/^totals: (.*)$/m)?.[1].split(' ').map(Number) ?? []
   rmSync(dir, { recursive: true, force: true })
-  return total / amount
+  return Object.fromEntries(events.map((event, i) => [event, (totals[i] ?? 0) / amount]))
 }
 
 const rows = []
 for (const variant of names.split(',')) {
   const perRequest = await count(variant)
   rows.push({ variant, perRequest })
-  process.stderr.write(`${node.version} ${scenario.name} ${variant}: ${Math.round(perRequest)} instructions/request\n`)
+  const others = Object.entries(perRequest).filter(([event]) => event !== 'Ir').map(([event, value]) => `${event} ${Math.round(value)}`)
+  process.stderr.write(`${node.version} ${scenario.name} ${variant}: ${Math.round(perRequest.Ir)} instructions/request${others.length > 0 ? ` (${others.join(', ')})` : ''}\n`)
 }
-console.log(JSON.stringify({ node: node.version, scenario: scenario.name, requests: amount, instructionsPerRequest: Object.fromEntries(rows.map((r) => [r.variant, Math.round(r.perRequest)])) }))
+const perVariant = (event) => Object.fromEntries(rows.map((r) => [r.variant, Math.round(r.perRequest[event])]))
+const result = { node: node.version, scenario: scenario.name, requests: amount, instructionsPerRequest: perVariant('Ir') }
+if (cacheSim) result.eventsPerRequest = Object.fromEntries(Object.keys(rows[0]?.perRequest ?? {}).map((event) => [event, perVariant(event)]))
+console.log(JSON.stringify(result))
