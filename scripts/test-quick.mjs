@@ -11,7 +11,7 @@
 // file's whole output, and tap's closing summary line over all of them,
 // which .ci/run reads.
 import { spawn } from 'node:child_process'
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -113,7 +113,9 @@ async function worker () {
 }
 await Promise.all(Array.from({ length: Math.min(jobs, files.length) }, worker))
 
-writeFileSync(timesPath, `${JSON.stringify({ ...lastTimes, ...times }, null, 2)}\n`)
+// Files that no longer exist are forgotten; those not run this time are kept.
+const kept = Object.fromEntries(Object.entries(lastTimes).filter(([file]) => existsSync(join(root, file))))
+writeFileSync(timesPath, `${JSON.stringify({ ...kept, ...times }, null, 2)}\n`)
 const shown = Object.entries(totals).filter(([key, value]) => value > 0 || key === 'total' || key === 'pass').map(([key, value]) => `${key}: ${value}`)
 console.log(`# { ${shown.join(', ')} }`)
 console.log(`# ${files.length} file${files.length === 1 ? '' : 's'} in ${((performance.now() - started) / 1000).toFixed(1)} s, ${jobs} at a time`)
