@@ -182,12 +182,9 @@ function emitResponseEvent (this: ScopedEmitter & { req: ScopedEmitter }, event:
 
 function emitInStore (emitter: ScopedEmitter, store: Store, event: string | symbol, args: IArguments): boolean {
   const previous = emitter[kEmit]
-  if (previous === undefined) {
-    if ((event !== 'error' && emitter._events[event] === undefined) || storage.getStore() === store) return Reflect.apply(emit, emitter, args) as boolean
-    return storage.run(store, Reflect.apply, emit, emitter, args) as boolean
-  }
-  if (storage.getStore() === store) return Reflect.apply(previous, emitter, args) as boolean
-  return storage.run(store, Reflect.apply, previous, emitter, args) as boolean
+  const unheard = previous === undefined && event !== 'error' && emitter._events[event] === undefined
+  if (unheard || storage.getStore() === store) return Reflect.apply(previous ?? emit, emitter, args) as boolean
+  return storage.run(store, Reflect.apply, previous ?? emit, emitter, args) as boolean
 }
 
 // Express (4 and 5) gives each request and response a prototype of its own
