@@ -72,7 +72,7 @@ function run (file) {
     child.stderr.on('data', (chunk) => { output += chunk })
     const timer = setTimeout(() => {
       output += `\n# test:quick: killed after ${timeout} s\n`
-      try { process.kill(-child.pid, 'SIGKILL') } catch { /* already gone */ }
+      kill(child)
     }, (timeout + 5) * 1000)
     child.on('close', (code, signal) => {
       clearTimeout(timer)
@@ -100,10 +100,13 @@ function run (file) {
   })
 }
 
+/** Kills a test file's process and every process it started. */
+function kill (child) {
+  try { process.kill(-child.pid, 'SIGKILL') } catch { /* already gone */ }
+}
+
 function stopAll () {
-  for (const child of running) {
-    try { process.kill(-child.pid, 'SIGKILL') } catch { /* already gone */ }
-  }
+  for (const child of running) kill(child)
 }
 process.on('SIGINT', () => { stopAll(); process.exit(130) })
 process.on('SIGTERM', () => { stopAll(); process.exit(143) })
