@@ -1,7 +1,8 @@
 import t, { type Test } from 'tap'
 import { readdirSync, writeFileSync } from 'node:fs'
 import http, { type IncomingMessage } from 'node:http'
-import { join } from 'node:path'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import { PassThrough, Readable } from 'node:stream'
 import express5 from 'express'
 import express4 from 'express4'
@@ -265,6 +266,41 @@ for (const [version, express] of versions) {
     })
   })
 }
+
+// A fresh copy of Express, so that its request and response objects are
+// patched after another library's emit is put on them, as when an APM agent
+// loads before the first request.
+function freshExpress (): typeof express5 {
+  const require = createRequire(import.meta.url)
+  const root = dirname(require.resolve('express/package.json'))
+  for (const key of Object.keys(require.cache)) if (key.startsWith(root)) Reflect.deleteProperty(require.cache, key)
+  return require('express') as typeof express5
+}
+
+t.test('an emit another library set on Express\'s own request and response objects runs in the store, even for events nobody listens to', async (t) => {
+  const express = freshExpress()
+  t.not(express.request, express5.request, 'a copy of its own')
+  const seen: string[] = []
+  for (const [name, base] of [['req', express.request], ['res', express.response]] as const) {
+    const previous = base.emit
+    base.emit = function recordEmit (this: http.IncomingMessage, event: string | symbol, ...args: unknown[]): boolean {
+      if (event === 'unheard') seen.push(`${name}: ${tryGetLocals()?.tenant as string | undefined ?? 'none'}`)
+      return Reflect.apply(previous, this, [event, ...args]) as boolean
+    } as typeof base.emit
+  }
+  const app = express()
+  let served: [http.IncomingMessage, http.ServerResponse] | undefined
+  app.use(expressRequestLocals({ defaults: { tenant: 'acme' } }))
+  app.get('/', (req, res) => {
+    served = [req, res]
+    res.end()
+  })
+  await send({ port: await listen(t, app) })
+  // Emitted from outside any scope, with no listener: only the other
+  // library's emit runs, and it may look at the context itself.
+  for (const emitter of served ?? []) emitter.emit('unheard')
+  t.same(seen, ['req: acme', 'res: acme'])
+})
 
 t.test('on a plain node:http server (no Express), the request\'s events run in the store', async (t) => {
   const locals = expressRequestLocals({ defaults: (req) => ({ user: byUser(req) }) })

@@ -55,18 +55,23 @@ t.test('an emit that another library set on the request or response is kept, and
     req.resume()
     req.on('end', () => res.end())
   }, { defaults: { tenant: 'acme' } })
+  const served: EventEmitter[] = []
   const port = await serve(t, (req, res) => {
     // An instrumentation library that wraps emit on the instances.
     for (const [name, emitter] of [['req', req], ['res', res]] as const) {
       emitter.emit = function recordEmit (this: EventEmitter, event: string | symbol, ...args: unknown[]): boolean {
-        if (event === 'end' || event === 'finish') seen.push(`${name} ${String(event)}: ${tryGetLocals()?.tenant ?? 'none'}`)
+        if (event === 'end' || event === 'finish' || event === 'unheard') seen.push(`${name} ${String(event)}: ${tryGetLocals()?.tenant ?? 'none'}`)
         return EventEmitter.prototype.emit.call(this, event, ...args)
       } as typeof emitter.emit
     }
+    served.push(req, res)
     wrapped(req, res)
   })
   await send({ port, method: 'POST', body: 'abc', chunks: 3 })
-  t.same(seen.sort(), ['req end: acme', 'res finish: acme'])
+  // An event nobody listens to, emitted from outside any scope: the other
+  // library's emit still runs in the store.
+  for (const emitter of served) emitter.emit('unheard')
+  t.same(seen.sort(), ['req end: acme', 'req unheard: acme', 'res finish: acme', 'res unheard: acme'])
 })
 
 t.test('a request and response class of the server\'s own that overrides emit keeps it, and runs it in scope', async (t) => {

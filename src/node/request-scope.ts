@@ -170,21 +170,21 @@ function keepOwnEmit (emitter: ScopedEmitter): void {
 // (most of what scoping the events cost per request, bench/RESULTS.md).
 // 'error' always runs in the store: with no listener it throws, and
 // errorMonitor listeners see it first. An emit another library put in place
-// always does too: it may look at the context itself.
+// (on the instance, or on Express's prototypes before this one) always does
+// too: it may look at the context itself.
 function emitRequestEvent (this: ScopedEmitter, event: string | symbol): boolean {
   if (event === 'close') requestClosed()
-  return emitInStore(this, this[kStore] as Store, event, arguments)
+  return emitInStore(this, this[kStore] as Store, this[kEmit] ?? emit, event, arguments)
 }
 
 function emitResponseEvent (this: ScopedEmitter & { req: ScopedEmitter }, event: string | symbol): boolean {
-  return emitInStore(this, this.req[kStore] as Store, event, arguments)
+  return emitInStore(this, this.req[kStore] as Store, this[kEmit] ?? emit, event, arguments)
 }
 
-function emitInStore (emitter: ScopedEmitter, store: Store, event: string | symbol, args: IArguments): boolean {
-  const previous = emitter[kEmit]
-  const unheard = previous === undefined && event !== 'error' && emitter._events[event] === undefined
-  if (unheard || storage.getStore() === store) return Reflect.apply(previous ?? emit, emitter, args) as boolean
-  return storage.run(store, Reflect.apply, previous ?? emit, emitter, args) as boolean
+function emitInStore (emitter: ScopedEmitter, store: Store, previous: EventEmitter['emit'], event: string | symbol, args: IArguments): boolean {
+  const unheard = previous === emit && event !== 'error' && emitter._events[event] === undefined
+  if (unheard || storage.getStore() === store) return Reflect.apply(previous, emitter, args) as boolean
+  return storage.run(store, Reflect.apply, previous, emitter, args) as boolean
 }
 
 // Express (4 and 5) gives each request and response a prototype of its own
@@ -199,7 +199,7 @@ function emitInStore (emitter: ScopedEmitter, store: Store, event: string | symb
 // emitted), and finds the store through what Express links already: the
 // store is `res.locals`, `req.res` is the response, and the store names the
 // request and response it serves. Objects that are not this request's, or no
-// scope's, emit exactly as before.
+// scope's, emit exactly as before; a scope's emit as emitInStore decides.
 
 type ExpressRequest = IncomingMessage & { res?: ExpressResponse }
 type ExpressResponse = ServerResponse & { locals?: Store & { [kRequest]?: unknown, [kResponse]?: unknown } }
@@ -219,13 +219,12 @@ function frameworkBase (object: object, nodePrototype: object): object | undefin
 function patchRequestBase (base: { emit: EventEmitter['emit'], [kScopedEmit]?: true }): void {
   if (base[kScopedEmit] === true) return
   const previous = base.emit
-  base.emit = function emitInRequestStore (this: ExpressRequest, event: string | symbol): boolean {
+  base.emit = function emitInRequestStore (this: ExpressRequest & ScopedEmitter, event: string | symbol): boolean {
     const store = this.res?.locals
     if (store === undefined || store === null || store[kRequest] !== this) return Reflect.apply(previous, this, arguments) as boolean
     // Counted on the request's 'close', as in emitRequestEvent.
     if (event === 'close') requestClosed()
-    if (storage.getStore() === store) return Reflect.apply(previous, this, arguments) as boolean
-    return storage.run(store, Reflect.apply, previous, this, arguments) as boolean
+    return emitInStore(this, store, previous, event, arguments)
   }
   base[kScopedEmit] = true
 }
@@ -233,10 +232,10 @@ function patchRequestBase (base: { emit: EventEmitter['emit'], [kScopedEmit]?: t
 function patchResponseBase (base: { emit: EventEmitter['emit'], [kScopedEmit]?: true }): void {
   if (base[kScopedEmit] === true) return
   const previous = base.emit
-  base.emit = function emitInResponseStore (this: ExpressResponse): boolean {
+  base.emit = function emitInResponseStore (this: ExpressResponse & ScopedEmitter, event: string | symbol): boolean {
     const store = this.locals
-    if (store === undefined || store === null || store[kResponse] !== this || storage.getStore() === store) return Reflect.apply(previous, this, arguments) as boolean
-    return storage.run(store, Reflect.apply, previous, this, arguments) as boolean
+    if (store === undefined || store === null || store[kResponse] !== this) return Reflect.apply(previous, this, arguments) as boolean
+    return emitInStore(this, store, previous, event, arguments)
   }
   base[kScopedEmit] = true
 }
