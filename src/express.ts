@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { uncalledFactoryError } from './core/errors.js'
 import { compileNodeScopeOptions, isRequestLike, requestStore, scopeExpressRequestEvents, type NodeScopeOptions } from './node/request-scope.js'
 import { requestScopeMiddleware } from './node/middleware.js'
-import { requestOf } from './core/scope-state.js'
+import { isDetachedRequest, requestOf } from './core/scope-state.js'
 import type { Store } from './core/storage.js'
 import { copyOwnValues } from './core/store.js'
 
@@ -88,10 +88,14 @@ export function expressRequestLocals<Req extends IncomingMessage = IncomingMessa
 }
 
 // Mounted twice (an app and a router, or a sub-app): the same request keeps
-// the one store it was given first.
+// the one store it was given first, also when the chain goes on after the
+// client left and the store has let go of the request (detachRequest).
 function expressStoreOf (req: IncomingMessage, res: ExpressLikeResponse): Store | undefined {
   const earlier = res.locals as Store | undefined | null
-  return earlier !== undefined && earlier !== null && requestOf(earlier) === req ? earlier : requestStore(req)
+  if (earlier === undefined || earlier === null) return requestStore(req)
+  const owner = requestOf(earlier)
+  if (owner === req) return earlier
+  return owner !== undefined && isDetachedRequest(owner as object) ? earlier : requestStore(req)
 }
 
 // The store becomes res.locals: one bag per request instead of two that

@@ -230,6 +230,32 @@ for (const [version, express] of versions) {
       t.same((await send({ port, path: '/r' })).json(), { tenant: 'set between' })
     })
 
+    t.test('mounted twice, a request whose client left keeps its one store in the rest of its chain', async (t) => {
+      const app = express()
+      const router = express.Router()
+      const locals = expressRequestLocals()
+      const arrived = deferred()
+      const seen = deferred<boolean>()
+      let first: object | undefined
+      app.use(locals)
+      app.use((req, _res, next) => {
+        first = tryGetLocals()
+        // Goes on once the request has closed and its scope let go of it.
+        req.once('close', () => setImmediate(next))
+        arrived.resolve()
+      })
+      router.use(locals)
+      router.use(() => { seen.resolve(tryGetLocals() === first) })
+      app.use(router)
+      const port = await listen(t, app)
+      const client = http.request({ port, host: '127.0.0.1' })
+      client.on('error', () => {})
+      client.end()
+      await arrived.promise
+      client.destroy()
+      t.ok(await seen.promise, 'the store of the first mount')
+    })
+
     t.test('an emit another library set on the request itself is kept, and the request\'s events still run in the store', async (t) => {
       const app = express()
       const emitted: string[] = []
@@ -289,16 +315,18 @@ t.test('an emit another library set on Express\'s own request and response objec
     } as typeof base.emit
   }
   const app = express()
-  let served: [http.IncomingMessage, http.ServerResponse] | undefined
+  const reached = deferred<[http.IncomingMessage, http.ServerResponse]>()
   app.use(expressRequestLocals({ defaults: { tenant: 'acme' } }))
-  app.get('/', (req, res) => {
-    served = [req, res]
-    res.end()
-  })
-  await send({ port: await listen(t, app) })
-  // Emitted from outside any scope, with no listener: only the other
-  // library's emit runs, and it may look at the context itself.
-  for (const emitter of served ?? []) emitter.emit('unheard')
+  app.get('/', (req, res) => { reached.resolve([req, res]) })
+  const response = send({ port: await listen(t, app) })
+  const [req, res] = await reached.promise
+  // Emitted from outside any scope while the request is in flight, with no
+  // listener: only the other library's emit runs, and it may look at the
+  // context itself.
+  req.emit('unheard')
+  res.emit('unheard')
+  res.end()
+  await response
   t.same(seen, ['req: acme', 'res: acme'])
 })
 

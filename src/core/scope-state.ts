@@ -112,6 +112,36 @@ export function requestIdOf (store: Store): string {
   return id
 }
 
+/**
+ * Unlinks a store from the request, response and reply it served, once they
+ * are over. Node keeps the context of the last thing a request did alive
+ * well after it (the keep-alive timer of an idle connection is created as
+ * its response finishes), and with it the store: linked, the store would
+ * keep the whole request, its response and their buffers alive as long. What
+ * work still running in the scope may ask of the request, its `id` and its
+ * `log`, stays readable.
+ */
+export function detachRequest (store: Store): void {
+  const state = store as StoreWithState
+  const request = state[kRequest] as { id?: unknown, log?: unknown }
+  const detached: DetachedRequest = { id: request.id, log: request.log, detached: true }
+  state[kRequest] = detached
+  state[kResponse] = undefined
+  state[kReply] = undefined
+}
+
+/** What a store keeps of its request once detachRequest let it go. */
+interface DetachedRequest {
+  readonly id: unknown
+  readonly log: unknown
+  readonly detached: true
+}
+
+/** Whether `request`, a store's request (requestOf), is what detachRequest kept of it. */
+export function isDetachedRequest (request: object): boolean {
+  return (request as Partial<DetachedRequest>).detached === true
+}
+
 /** Records the id and the trace a request was given when its scope opened. */
 export function attachRequestId (store: Store, id: string, trace?: TraceContext): void {
   (store as StoreWithState)[kRequestId] = id

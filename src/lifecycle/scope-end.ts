@@ -1,5 +1,5 @@
 import { scopeEndedError } from '../core/errors.js'
-import { requestOf, responseOf, type ScopeResponse } from '../core/scope-state.js'
+import { detachRequest, requestOf, responseOf, type ScopeResponse } from '../core/scope-state.js'
 import type { LocalsStorage, Store } from '../core/storage.js'
 import { kEnding, kFailure } from '../protocol/symbols.js'
 
@@ -249,6 +249,19 @@ export function endScope (store: Store, outcome: ScopeOutcome): Promise<void> | 
     return undefined
   }
   return ending.end(outcome)
+}
+
+/**
+ * Ends a request's scope once the request and its response have both closed:
+ * a resource asked for later is refused (as it was while the closed response
+ * could be seen), and the store lets go of the request and the response
+ * (detachRequest), which work the request left running would otherwise keep
+ * alive.
+ */
+export function endClosedRequest (store: Store): void {
+  // Resources end on the response's 'close', before this; a plain write as in endScope.
+  if ((store as StoreWithEnd)[kEnding] === undefined) (store as StoreWithEnd)[kEnding] = alreadyEnded
+  detachRequest(store)
 }
 
 /**

@@ -5,7 +5,8 @@ import { compileRequestScopeOptions, type RequestScopeOptions, type RequestScope
 import { attachIncoming, logReplacedRequestId, resolveRequestId, type RequestIdPolicy } from '../headers/request-id.js'
 import { requestClosed, requestOpened } from '../diagnostics/in-flight.js'
 import { endResourcesBeforeHeaders } from './end-before-response.js'
-import { attachRequest, attachResponse, type ScopeRequest, type ScopeResponse } from '../core/scope-state.js'
+import { endClosedRequest } from '../lifecycle/scope-end.js'
+import { attachRequest, attachResponse, responseOf, type ScopeRequest, type ScopeResponse } from '../core/scope-state.js'
 import { sharedStorage, type Store } from '../core/storage.js'
 import { kEmit, kRequest, kResponse, kScopedEmit, kStore } from '../protocol/symbols.js'
 
@@ -173,8 +174,18 @@ function keepOwnEmit (emitter: ScopedEmitter): void {
 // (on the instance, or on Express's prototypes before this one) always does
 // too: it may look at the context itself.
 function emitRequestEvent (this: ScopedEmitter, event: string | symbol): boolean {
-  if (event === 'close') requestClosed()
+  if (event === 'close') return closeRequest(this, this[kStore] as Store, this[kEmit] ?? emit, arguments)
   return emitInStore(this, this[kStore] as Store, this[kEmit] ?? emit, event, arguments)
+}
+
+// The request's 'close' is its last event, and on Node its response has
+// closed before it, on every ending: the scope is over once its listeners ran.
+// Where the response has not closed yet, the store stays linked.
+function closeRequest (request: ScopedEmitter, store: Store, previous: EventEmitter['emit'], args: IArguments): boolean {
+  requestClosed()
+  const emitted = emitInStore(request, store, previous, 'close', args)
+  if ((responseOf(store) as { closed?: boolean } | undefined)?.closed === true) endClosedRequest(store)
+  return emitted
 }
 
 function emitResponseEvent (this: ScopedEmitter & { req: ScopedEmitter }, event: string | symbol): boolean {
@@ -222,8 +233,7 @@ function patchRequestBase (base: { emit: EventEmitter['emit'], [kScopedEmit]?: t
   base.emit = function emitInRequestStore (this: ExpressRequest & ScopedEmitter, event: string | symbol): boolean {
     const store = this.res?.locals
     if (store === undefined || store === null || store[kRequest] !== this) return Reflect.apply(previous, this, arguments) as boolean
-    // Counted on the request's 'close', as in emitRequestEvent.
-    if (event === 'close') requestClosed()
+    if (event === 'close') return closeRequest(this, store, previous, arguments)
     return emitInStore(this, store, previous, event, arguments)
   }
   base[kScopedEmit] = true

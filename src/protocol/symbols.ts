@@ -28,7 +28,12 @@ export const kErrorBrand = Symbol.for('request-locals.error')
 // Per-scope state, on the store. Invisible through the proxy (Object.keys,
 // JSON, inspect, `in`) and not copied into nested scopes.
 
-/** The adapter's request object (a FastifyRequest, an IncomingMessage …). */
+/**
+ * The adapter's request object (a FastifyRequest, an IncomingMessage …).
+ * Once a node:http request and its response have both closed, `{ id, log }`
+ * copied from it, and kResponse and kReply are cleared: work the request
+ * left running keeps its id and logger without keeping the request alive.
+ */
 export const kRequest = Symbol.for('request-locals.request')
 /** The node:http response the scope serves: its 'close' ends the scope. */
 export const kResponse = Symbol.for('request-locals.response')

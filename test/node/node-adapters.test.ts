@@ -1,9 +1,13 @@
 import t from 'tap'
 import http from 'node:http'
 import { expressRequestLocals } from '../../src/express.js'
-import { defineRequestResource, endRequestResources, type ScopeOutcome } from '../../src/index.js'
-import { deferred, send } from '../helpers/http.js'
+import { defineRequestResource, endRequestResources, requestId, requestLocal, type RequestLocalsError, type ScopeOutcome } from '../../src/index.js'
+import { requestLogger } from '../../src/pino.js'
+import { collectGarbage } from '../helpers/gc.js'
+import { deferred, keepAliveAgent, send } from '../helpers/http.js'
+import { captureLogs } from '../helpers/logs.js'
 import { nodeAdapters, reply } from '../helpers/node-adapters.js'
+import '../helpers/locals.js'
 
 // The Express and node:http adapters wired to per-request resources
 // (released when the response closes). Their request ids are tested with
@@ -39,6 +43,40 @@ for (const adapter of nodeAdapters) {
     client.destroy()
     await waiting.promise
     t.same(disposed.map((outcome) => outcome.status).sort(), ['aborted', 'completed', 'completed'])
+  })
+}
+
+// Node keeps the context of the last thing a request did alive after it
+// (an idle keep-alive connection's timer is created as the response
+// finishes): a scope that still held its request would keep the request, the
+// response and their buffers alive for as long, on every idle connection.
+for (const adapter of nodeAdapters) {
+  t.test(`${adapter.name}: a closed request is not kept alive by its scope on an idle connection; work it left running still has its locals, id and logger`, async (t) => {
+    const { logger: root, lines } = captureLogs()
+    const log = requestLogger(root)
+    const late = defineRequestResource({ name: 'late', create: () => ({}), dispose: () => {} })
+    const served: Array<WeakRef<object>> = []
+    const resume = deferred()
+    const finished = deferred<{ tenant: string | undefined, id: string | undefined, resource: string | undefined }>()
+    const port = await adapter.start(t, (req, res) => {
+      (req as http.IncomingMessage & { log?: unknown }).log = root.child({ own: 'request logger' })
+      requestLocal.tenant = 'acme'
+      served.push(new WeakRef(req), new WeakRef(res))
+      void resume.promise.then(async () => {
+        log.info('after the response')
+        const resource = await late.get().then(() => 'made', (error: RequestLocalsError) => error.code)
+        finished.resolve({ tenant: requestLocal.tenant, id: requestId(), resource })
+      })
+      reply(res, { id: requestId() })
+    }, {})
+    const agent = keepAliveAgent(1)
+    t.teardown(() => agent.destroy())
+    const { id } = (await send({ port, agent })).json<{ id: string }>()
+    t.equal(await collectGarbage(served), 0, 'the request and the response were collected while their connection stayed open')
+    t.equal(agent.freeSockets[Object.keys(agent.freeSockets)[0] ?? '']?.length, 1, 'the connection is still open')
+    resume.resolve()
+    t.same(await finished.promise, { tenant: 'acme', id, resource: 'ERR_REQUEST_LOCALS_SCOPE_ENDED' })
+    t.match(lines.find(({ msg }) => msg === 'after the response'), { own: 'request logger' }, 'written through the request\'s own logger')
   })
 }
 
