@@ -4,8 +4,11 @@ import http from 'node:http'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import fastifyRequestLocals, { type FastifyRequestLocalsOptions } from '../src/fastify.js'
-import { hasLocals, requestLocal, runWithLocals, tryGetLocals } from '../src/index.js'
+import { defineRequestResource, hasLocals, requestId, requestLocal, runWithLocals, tryGetLocals, type RequestLocalsError } from '../src/index.js'
+import { requestLogger } from '../src/pino.js'
+import { collectGarbage } from './helpers/gc.js'
 import { deferred, keepAliveAgent, portOf, send } from './helpers/http.js'
+import { captureLogs } from './helpers/logs.js'
 import './helpers/locals.js'
 
 async function appWith (options: FastifyRequestLocalsOptions = {}): Promise<FastifyInstance> {
@@ -324,6 +327,42 @@ t.test('no store leaks out of the request: other listeners of the server and cod
   t.same(before, [false, false, false], 'hooks before the plugin')
   t.same(after, [false, false, false], 'later listeners of the server')
 })
+
+// Node keeps the context of a finished response alive (an idle keep-alive
+// connection's timer is created as the response finishes): a scope that
+// still held its request would keep it, its reply and their raw request and
+// response alive for as long, on every idle connection.
+for (const scopeRawEvents of [false, true]) {
+  t.test(`a sent request is not kept alive by its scope on an idle connection; work it left running still has its locals, id and logger (scopeRawEvents: ${String(scopeRawEvents)})`, async (t) => {
+    const { logger: root, lines } = captureLogs()
+    const log = requestLogger(root)
+    const late = defineRequestResource({ name: 'late', create: () => ({}), dispose: () => {} })
+    const app = Fastify({ loggerInstance: root })
+    await app.register(fastifyRequestLocals, { scopeRawEvents })
+    t.teardown(() => app.close())
+    const served: Array<WeakRef<object>> = []
+    const resume = deferred()
+    const finished = deferred<{ tenant: string | undefined, id: string | undefined, resource: string | undefined }>()
+    app.get('/', async (request, reply) => {
+      requestLocal.tenant = 'acme'
+      served.push(new WeakRef(request), new WeakRef(reply), new WeakRef(request.raw), new WeakRef(reply.raw))
+      void resume.promise.then(async () => {
+        log.info('after the response')
+        const resource = await late.get().then(() => 'made', (error: RequestLocalsError) => error.code)
+        finished.resolve({ tenant: requestLocal.tenant, id: requestId(), resource })
+      })
+      return { id: request.id }
+    })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const agent = keepAliveAgent(1)
+    t.teardown(() => agent.destroy())
+    const { id } = (await send({ port: portOf(app.server), agent })).json<{ id: string }>()
+    t.equal(await collectGarbage(served), 0, 'the request, the reply and their raw request and response were collected while their connection stayed open')
+    resume.resolve()
+    t.same(await finished.promise, { tenant: 'acme', id, resource: 'ERR_REQUEST_LOCALS_SCOPE_ENDED' })
+    t.match(lines.find(({ msg }) => msg === 'after the response'), { reqId: id }, 'written through the request\'s own logger')
+  })
+}
 
 t.test('the plugin is named and declares fastify 5', async (t) => {
   const app = await appWith()
