@@ -5,7 +5,7 @@ import { optionsError, uncalledFactoryError } from './core/errors.js'
 import { booleanOption } from './core/options.js'
 import { compileRequestScopeOptions, type RequestScopeOptions, type RequestScopePolicy } from './adapters/scope-options.js'
 import { sharedStorage, type LocalsStorage, type Store } from './core/storage.js'
-import { endClosedRequest, endingOf, outcomeBeforeResponse, recordScopeError } from './lifecycle/scope-end.js'
+import { endingOf, outcomeBeforeResponse, recordScopeError } from './lifecycle/scope-end.js'
 import { endResourcesNow } from './lifecycle/resources.js'
 import { attachReply, attachRequest, attachResponse } from './core/scope-state.js'
 import { attachIncoming, logReplacedRequestId, resolveRequestId, type IncomingRequestId, type RequestIdPolicy } from './headers/request-id.js'
@@ -216,16 +216,6 @@ function fastifyRequestLocalsPlugin (fastify: FastifyInstance, options: FastifyR
       enterRequestScope(request, next)
     })
   }
-  // Node keeps the context of a finished response alive (the keep-alive
-  // timer of an idle connection is created as the response finishes), and
-  // with it the store: linked to the request and reply, it would keep both,
-  // with their raw request and response, alive on every idle connection. So
-  // the store lets go of them once the response is sent, keeping the
-  // request's id and logger for work the request left running.
-  fastify.addHook('onResponse', function letGoOfRequest (request: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction) {
-    if (request.locals !== null) endClosedRequest(request.locals as Store)
-    next()
-  })
   // Runs only when a request fails, so successful requests pay nothing; it
   // makes the resources' outcome 'failed' with the error that was thrown.
   fastify.addHook('onError', function recordRequestError (request: FastifyRequest, _reply: FastifyReply, error: Error, next: HookHandlerDoneFunction) {

@@ -1,5 +1,5 @@
 import { scopeEndedError } from '../core/errors.js'
-import { detachRequest, detachResponse, isDetachedRequest, requestOf, responseOf, type ScopeResponse } from '../core/scope-state.js'
+import { detachResponse, requestOf, responseOf, type ScopeResponse } from '../core/scope-state.js'
 import type { LocalsStorage, Store } from '../core/storage.js'
 import { kEnding, kFailure } from '../protocol/symbols.js'
 
@@ -117,16 +117,12 @@ export function endingOf (store: Store): ScopeEnding | undefined {
 
 /**
  * Whether nothing may be created in the scope any more: it has ended, or the
- * response it serves is already complete or gone, or its request was let go of.
+ * response it serves is already complete or gone.
  */
 export function scopeHasEnded (store: Store): boolean {
   if ((store as StoreWithEnd)[kEnding]?.ended === true) return true
   const response = responseOf(store)
-  if (response !== undefined) return responseIsOver(response)
-  // Let go of by endClosedRequest: over, even while its resources wait for
-  // the response's 'close' (Fastify lets go as the response finishes).
-  const request = requestOf(store)
-  return request !== undefined && isDetachedRequest(request as object)
+  return response !== undefined && responseIsOver(response)
 }
 
 // Asked on every transport, because a response's 'close' may already have
@@ -256,30 +252,16 @@ export function endScope (store: Store, outcome: ScopeOutcome): Promise<void> | 
 }
 
 /**
- * Ends a request's scope once its response is over (sent, or both the
- * request and the response closed): a resource asked for later is refused,
- * as it was while the response could be seen, and the store lets go of the
- * request and the response (detachRequest), which work the request left
- * running would otherwise keep alive.
- */
-export function endClosedRequest (store: Store): void {
-  markEnded(store)
-  detachRequest(store)
-}
-
-/**
- * Ends a request's scope once its response has closed, as endClosedRequest
- * does, letting go of the response only: the request may still emit its
- * own 'close', which finds the scope through it.
+ * Ends a request's scope once its response has closed: a resource asked for
+ * later is refused, as it was while the closed response could be seen, and
+ * the store lets go of the response (detachResponse), which work the request
+ * left running would otherwise keep alive. The request is let go of at its
+ * own 'close' (detachRequest): until then, it finds its scope through it.
  */
 export function endClosedResponse (store: Store): void {
-  markEnded(store)
-  detachResponse(store)
-}
-
-// Resources end on the response's 'close', before this; a plain write as in endScope.
-function markEnded (store: Store): void {
+  // Resources end on the response's 'close', before this; a plain write as in endScope.
   if ((store as StoreWithEnd)[kEnding] === undefined) (store as StoreWithEnd)[kEnding] = alreadyEnded
+  detachResponse(store)
 }
 
 /**

@@ -30,9 +30,11 @@ export const kErrorBrand = Symbol.for('request-locals.error')
 
 /**
  * The adapter's request object (a FastifyRequest, an IncomingMessage …).
- * Once a node:http request and its response have both closed, `{ id, log }`
- * copied from it, and kResponse and kReply are cleared: work the request
- * left running keeps its id and logger without keeping the request alive.
+ * Once a request whose events the package runs (node:http based adapters,
+ * Fastify with scopeRawEvents) and its response have both closed,
+ * `{ id, log, detached: true }` copied from it, and kResponse and kReply are
+ * cleared: work the request left running keeps its id and logger without
+ * keeping the request alive.
  */
 export const kRequest = Symbol.for('request-locals.request')
 /** The node:http response the scope serves: its 'close' ends the scope. */

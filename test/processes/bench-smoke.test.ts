@@ -53,3 +53,20 @@ t.test('every variant starts and answers every scenario, and the chart renders',
   t.match(readFileSync(files.out, 'utf8'), /### HTTP on v\d+/)
   t.match(stdout, /### HTTP on v\d+/, 'the report is printed')
 })
+
+function runScript (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, args, { cwd: root, maxBuffer: 2 ** 24, env: { ...process.env, CI: 'true' } }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr })
+    })
+  })
+}
+
+t.test('the idle-connection and inline-cache scripts give a figure per variant', async (t) => {
+  const idle = await runScript(['bench/idle-connections.mjs', 'express-hand-rolled-als,express-request-locals', '20'])
+  t.equal(idle.code, 0, 'idle-connections.mjs exits cleanly', { stderr: idle.stderr })
+  t.match(idle.stdout, /express-hand-rolled-als: -?\d+ bytes per idle connection \(20 connections\)\n.*express-request-locals: -?\d+ bytes per idle connection/)
+  const caches = await runScript(['bench/inline-caches.mjs', 'express-request-locals', 'locals', '200'])
+  t.equal(caches.code, 0, 'inline-caches.mjs exits cleanly', { stderr: caches.stderr })
+  t.match(caches.stdout, /express-request-locals: \d+\.\d inline-cache misses per request, \d+\.\d\d in request-locals/)
+})
