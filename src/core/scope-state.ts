@@ -118,25 +118,25 @@ export function requestIdOf (store: Store): string {
  * well after it (the keep-alive timer of an idle connection is created as
  * its response finishes), and with it the store: linked, the store would
  * keep the whole request, its response and their buffers alive as long. What
- * work still running in the scope may ask of the request, its `id` and its
+ * work still running in the scope may ask of the request, its own `id` and
  * `log`, stays readable.
  */
 export function detachRequest (store: Store): void {
   const state = store as StoreWithState
-  const request = state[kRequest] as object
-  // Reflect.get, not request.id: on Node 20 and 22 every Express request has
-  // hidden classes of its own, so a property read there misses V8's inline
-  // caches, which costs several times more than the generic lookup.
-  const detached: DetachedRequest = { id: Reflect.get(request, 'id'), log: Reflect.get(request, 'log'), detached: true }
+  const request = state[kRequest] as { id?: unknown, log?: unknown }
+  // Own properties only, as every framework and logger sets them: looking
+  // for a missing one walks the request's long chain of prototypes, which on
+  // Node 20 and 22 also misses V8's inline caches (every Express request has
+  // hidden classes of its own there).
+  const detached: DetachedRequest = {
+    id: Object.hasOwn(request, 'id') ? request.id : undefined,
+    log: Object.hasOwn(request, 'log') ? request.log : undefined,
+    detached: true
+  }
   state[kRequest] = detached
-  detachResponse(store)
-}
-
-/** Unlinks a store from the response (and reply) it served, once the response has closed. */
-export function detachResponse (store: Store): void {
-  const state = store as StoreWithState
   state[kResponse] = undefined
-  state[kReply] = undefined
+  // Only Fastify's stores have a reply: a new property costs a new shape.
+  if (state[kReply] !== undefined) state[kReply] = undefined
 }
 
 /** What a store keeps of its request once detachRequest let it go. */

@@ -1,5 +1,5 @@
 import { scopeEndedError } from '../core/errors.js'
-import { detachResponse, requestOf, responseOf, type ScopeResponse } from '../core/scope-state.js'
+import { isDetachedRequest, requestOf, responseOf, type ScopeResponse } from '../core/scope-state.js'
 import type { LocalsStorage, Store } from '../core/storage.js'
 import { kEnding, kFailure } from '../protocol/symbols.js'
 
@@ -117,12 +117,15 @@ export function endingOf (store: Store): ScopeEnding | undefined {
 
 /**
  * Whether nothing may be created in the scope any more: it has ended, or the
- * response it serves is already complete or gone.
+ * response it serves is already complete or gone (or let go of).
  */
 export function scopeHasEnded (store: Store): boolean {
   if ((store as StoreWithEnd)[kEnding]?.ended === true) return true
   const response = responseOf(store)
-  return response !== undefined && responseIsOver(response)
+  if (response !== undefined) return responseIsOver(response)
+  // Let go of once the request and its response closed (detachRequest).
+  const request = requestOf(store)
+  return request !== undefined && isDetachedRequest(request as object)
 }
 
 // Asked on every transport, because a response's 'close' may already have
@@ -249,19 +252,6 @@ export function endScope (store: Store, outcome: ScopeOutcome): Promise<void> | 
     return undefined
   }
   return ending.end(outcome)
-}
-
-/**
- * Ends a request's scope once its response has closed: a resource asked for
- * later is refused, as it was while the closed response could be seen, and
- * the store lets go of the response (detachResponse), which work the request
- * left running would otherwise keep alive. The request is let go of at its
- * own 'close' (detachRequest): until then, it finds its scope through it.
- */
-export function endClosedResponse (store: Store): void {
-  // Resources end on the response's 'close', before this; a plain write as in endScope.
-  if ((store as StoreWithEnd)[kEnding] === undefined) (store as StoreWithEnd)[kEnding] = alreadyEnded
-  detachResponse(store)
 }
 
 /**

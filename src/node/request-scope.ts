@@ -5,7 +5,6 @@ import { compileRequestScopeOptions, type RequestScopeOptions, type RequestScope
 import { attachIncoming, logReplacedRequestId, resolveRequestId, type RequestIdPolicy } from '../headers/request-id.js'
 import { requestClosed, requestOpened } from '../diagnostics/in-flight.js'
 import { endResourcesBeforeHeaders } from './end-before-response.js'
-import { endClosedResponse } from '../lifecycle/scope-end.js'
 import { attachRequest, attachResponse, detachRequest, requestOf, responseOf, type ScopeRequest, type ScopeResponse } from '../core/scope-state.js'
 import { sharedStorage, type Store } from '../core/storage.js'
 import { kEmit, kScopedEmit, kStore } from '../protocol/symbols.js'
@@ -182,7 +181,6 @@ function emitRequestEvent (this: ScopedEmitter, event: string | symbol): boolean
 }
 
 function emitResponseEvent (this: ScopedEmitter & { req: ScopedEmitter }, event: string | symbol): boolean {
-  if (event === 'close') return closeResponse(this, this.req[kStore] as Store, this[kEmit] ?? emit, arguments)
   return emitInStore(this, this.req[kStore] as Store, this[kEmit] ?? emit, event, arguments)
 }
 
@@ -195,21 +193,15 @@ function emitInStore (emitter: ScopedEmitter, store: Store, previous: EventEmitt
   return storage.run(store, Reflect.apply, previous, emitter, args) as boolean
 }
 
-// A response's 'close' is its last event, and on Node it comes before its
-// request's: the scope ends with it, and the store lets go of the response.
-// The request's 'close' then lets go of the request, which until then finds
-// its scope through it (Express). Where the response has not closed by then
-// (a runtime that orders them otherwise), the store stays linked.
-function closeResponse (response: ScopedEmitter, store: Store, previous: EventEmitter['emit'], args: IArguments): boolean {
-  const emitted = emitInStore(response, store, previous, 'close', args)
-  endClosedResponse(store)
-  return emitted
-}
-
+// The request's 'close' is its last event, and on Node its response has
+// closed before it, however it ended: the store then lets go of both
+// (detachRequest). Where the response has not closed yet (a pipelined
+// request whose body was read before its turn to answer), the store stays
+// linked.
 function closeRequest (request: ScopedEmitter, store: Store, previous: EventEmitter['emit'], args: IArguments): boolean {
   requestClosed()
   const emitted = emitInStore(request, store, previous, 'close', args)
-  if (responseOf(store) === undefined) detachRequest(store)
+  if ((responseOf(store) as { closed?: boolean } | undefined)?.closed === true) detachRequest(store)
   return emitted
 }
 
@@ -278,11 +270,10 @@ function patchResponseBase (base: { emit: EventEmitter['emit'], [kScopedEmit]?: 
   if (base[kScopedEmit] === true) return
   const previous = base.emit
   base.emit = function emitInResponseStore (this: ExpressResponse & ScopedEmitter, event: string | symbol): boolean {
-    if (event !== 'close' && unheard(this, previous, event)) return Reflect.apply(previous, this, arguments) as boolean
+    if (unheard(this, previous, event)) return Reflect.apply(previous, this, arguments) as boolean
     const current = storage.getStore()
     const store = current !== undefined && responseOf(current) === this ? current : expressResponseStore(this)
     if (store === undefined) return Reflect.apply(previous, this, arguments) as boolean
-    if (event === 'close') return closeResponse(this, store, previous, arguments)
     if (current === store) return Reflect.apply(previous, this, arguments) as boolean
     return storage.run(store, Reflect.apply, previous, this, arguments) as boolean
   }
