@@ -233,6 +233,17 @@ export function reasonOf (cause: unknown): string {
   return describe(cause)
 }
 
+/**
+ * Describes a refused string by its length only, for values that must not be
+ * echoed (a forged id may carry log lines).
+ *
+ * @example
+ * describeHiddenString('a\r\nb', 'not shown') // 'a string of 4 characters (not shown)'
+ */
+export function describeHiddenString (value: string, note: string): string {
+  return `a string of ${value.length} ${value.length === 1 ? 'character' : 'characters'} (${note})`
+}
+
 /** Names a value's type the way messages show it: `null`, `array`, `function`, `string` … Never throws. */
 export function describe (value: unknown): string {
   if (value === null) return 'null'

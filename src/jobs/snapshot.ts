@@ -1,5 +1,5 @@
 import { checkOptionsObject } from '../core/options.js'
-import { describe, invalidArgumentError, invalidSnapshotError, noScopeCallError, notCloneableError } from '../core/errors.js'
+import { describe, describeHiddenString, invalidArgumentError, invalidSnapshotError, noScopeCallError, notCloneableError } from '../core/errors.js'
 import { copyJsonData } from './json-data.js'
 import { validateRequestId } from '../headers/request-id.js'
 import { requestIdOf, traceOf, type TraceContext } from '../core/scope-state.js'
@@ -136,7 +136,7 @@ function identityOf (store: Store): SnapshotIdentity {
 function describeId (value: unknown): string {
   if (typeof value !== 'string') return describe(value)
   const reason = validateRequestId(value)
-  return reason === 'empty' ? 'an empty string' : `a string of ${value.length} characters (${reason === 'too-long' ? 'too long' : 'with characters outside that set'}; not shown, as it may carry forged log lines)`
+  return reason === 'empty' ? 'an empty string' : describeHiddenString(value, `${reason === 'too-long' ? 'too long' : 'with characters outside that set'}; not shown, as it may carry forged log lines`)
 }
 
 /**
@@ -157,10 +157,10 @@ export function reopenedIdentity (values: Store): ReopenedIdentity | undefined {
     throw invalidSnapshotError(`${SNAPSHOT_KEY}.requestId`, 'a request id of 1–200 characters of A-Z a-z 0-9 - _ . : @', describeId(requestId))
   }
   if (traceId !== undefined && (typeof traceId !== 'string' || !isTraceId(traceId))) {
-    throw invalidSnapshotError(`${SNAPSHOT_KEY}.traceId`, 'a W3C trace id of 32 lower-case hex digits, not all zero', typeof traceId === 'string' ? `a string of ${traceId.length} characters (not shown)` : describe(traceId))
+    throw invalidSnapshotError(`${SNAPSHOT_KEY}.traceId`, 'a W3C trace id of 32 lower-case hex digits, not all zero', typeof traceId === 'string' ? describeHiddenString(traceId, 'not shown') : describe(traceId))
   }
   if (traceFlags !== undefined && (typeof traceFlags !== 'string' || !isTraceFlags(traceFlags))) {
-    throw invalidSnapshotError(`${SNAPSHOT_KEY}.traceFlags`, 'W3C trace flags of 2 lower-case hex digits', typeof traceFlags === 'string' ? `a string of ${traceFlags.length} characters (not shown)` : describe(traceFlags))
+    throw invalidSnapshotError(`${SNAPSHOT_KEY}.traceFlags`, 'W3C trace flags of 2 lower-case hex digits', typeof traceFlags === 'string' ? describeHiddenString(traceFlags, 'not shown') : describe(traceFlags))
   }
   const trace = traceId === undefined ? undefined : { traceId: traceId as string, flags: (traceFlags as string | undefined) ?? '00' }
   return { requestId: requestId as string | undefined, trace }

@@ -100,11 +100,13 @@ t.test('snapshot $requestLocals: reopened when valid, refused with INVALID_SNAPS
       const sent = (identity as { requestId?: unknown } | null)?.requestId
       if (typeof sent !== 'string' || !err.message.includes(sent)) return true
       // Found in the message, it may still be the message's own text (' a ',
-      // '- _' from the list of allowed characters): then the message refusing
-      // another invalid id has it too.
-      return snapshotErrorMessage({ ...(identity as object), requestId: '\u0000' }).includes(sent)
+      // '- _' from the list of allowed characters, ' 2' from its length):
+      // then the message refusing another invalid id of that length, made of
+      // a character the sent one lacks, has it too.
+      const filler = sent.includes('\u0000') ? '\u0001' : '\u0000'
+      return snapshotErrorMessage({ ...(identity as object), requestId: filler.repeat(sent.length) }).includes(sent)
     }
-  }), { numRuns: RUNS })
+  }), { numRuns: RUNS, examples: [[{ requestId: ' 2' }], [{ requestId: '\u0000 1' }], [{ requestId: 'x'.repeat(201) }]] })
 })
 
 const optionKeys = ['defaults', 'requestId', 'upstream', 'startTrace', 'endResourcesBeforeResponse', 'logger']

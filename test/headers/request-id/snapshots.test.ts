@@ -129,6 +129,7 @@ t.test('a forged or malformed $requestLocals is refused before the job runs, wit
     ['null', null, /values\.\$requestLocals .*found null/],
     ['an array', ['req-1'], /values\.\$requestLocals .*found an array/],
     ['CR/LF in the id', { requestId: forged }, /values\.\$requestLocals\.requestId cannot be reopened: expected a request id of 1–200 characters of A-Z a-z 0-9 - _ \. : @, as snapshotLocals\(\) writes it; found a string of 33 characters \(with characters outside that set; not shown, as it may carry forged log lines\)\. The snapshot was altered on its way .*delete values\.\$requestLocals to run it under a fresh request id\.$/],
+    ['a one-character id outside the set', { requestId: '\n' }, /requestId .*found a string of 1 character \(with characters outside that set;/],
     ['a too long id', { requestId: 'a'.repeat(201) }, /requestId .*found a string of 201 characters \(too long;/],
     ['an empty id', { requestId: '' }, /requestId .*found an empty string\./],
     ['a numeric id', { requestId: 42 }, /requestId .*found a number\./],
