@@ -1,7 +1,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { compileRequestIdPolicy, resolveRequestId, validateRequestId, type RequestIdPolicy } from '../../src/headers/request-id.js'
-import { parseTraceparent } from '../../src/headers/trace-context.js'
+import { isTraceFlags, isTraceId, parseTraceparent } from '../../src/headers/trace-context.js'
 import { compileBaggagePolicy, parseBaggage } from '../../src/headers/baggage.js'
 import { expressRequestLocals } from '../../src/express.js'
 import { propagateRequestLocals } from '../../src/propagation.js'
@@ -89,7 +89,13 @@ function snapshotErrorMessage (identity: object): string {
   }
 }
 
-t.test('snapshot $requestLocals: reopened when valid, refused with INVALID_SNAPSHOT otherwise, the raw id never echoed', async () => {
+const snapshotFields: Array<[string, (value: unknown) => boolean]> = [
+  ['requestId', (value) => typeof value === 'string' && validateRequestId(value) === undefined],
+  ['traceId', (value) => typeof value === 'string' && isTraceId(value)],
+  ['traceFlags', (value) => typeof value === 'string' && isTraceFlags(value)]
+]
+
+t.test('snapshot $requestLocals: reopened when valid, refused with INVALID_SNAPSHOT otherwise, no refused value echoed', async () => {
   fc.assert(fc.property(identities, (identity) => {
     try {
       const id = runWithLocals({ $requestLocals: identity } as never, () => requestId())
@@ -97,16 +103,22 @@ t.test('snapshot $requestLocals: reopened when valid, refused with INVALID_SNAPS
       return typeof id === 'string' && (typeof sent !== 'string' || id === sent || validateRequestId(sent) !== undefined)
     } catch (err) {
       if (!(err instanceof RequestLocalsError) || err.code !== 'ERR_REQUEST_LOCALS_INVALID_SNAPSHOT') return false
-      const sent = (identity as { requestId?: unknown } | null)?.requestId
+      // The message is about the first refused field, checked in this order.
+      if (typeof identity !== 'object' || identity === null || Array.isArray(identity)) return true
+      const fields = identity as Record<string, unknown>
+      const refused = snapshotFields.find(([key, valid]) => fields[key] !== undefined && !valid(fields[key]))
+      if (refused === undefined) return false
+      const [key] = refused
+      const sent = fields[key]
       if (typeof sent !== 'string' || !err.message.includes(sent)) return true
       // Found in the message, it may still be the message's own text (' a ',
       // '- _' from the list of allowed characters, ' 2' from its length):
-      // then the message refusing another invalid id of that length, made of
-      // a character the sent one lacks, has it too.
+      // then the message refusing another value of that length, made of a
+      // character the sent one lacks, has it too.
       const filler = sent.includes('\u0000') ? '\u0001' : '\u0000'
-      return snapshotErrorMessage({ ...(identity as object), requestId: filler.repeat(sent.length) }).includes(sent)
+      return snapshotErrorMessage({ ...fields, [key]: filler.repeat(sent.length) }).includes(sent)
     }
-  }), { numRuns: RUNS, examples: [[{ requestId: ' 2' }], [{ requestId: '\u0000 1' }], [{ requestId: 'x'.repeat(201) }]] })
+  }), { numRuns: RUNS, examples: [[{ requestId: ' 2' }], [{ requestId: '\u0000 1' }], [{ requestId: 'x'.repeat(201) }], [{ requestId: '3', traceId: '0'.repeat(24) + '0B00' }], [{ requestId: 'O', traceId: {} }], [{ requestId: '3', traceFlags: 'B0' }], [{ traceId: 'A 3' }]] })
 })
 
 const optionKeys = ['defaults', 'requestId', 'upstream', 'startTrace', 'endResourcesBeforeResponse', 'logger']
