@@ -1,5 +1,7 @@
 import t from 'tap'
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import { relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import Fastify from 'fastify'
 import express5, { type NextFunction, type Request, type Response } from 'express'
 import express4 from 'express4'
@@ -22,13 +24,14 @@ import '../helpers/locals.js'
 // every response must carry its own data, and every resource must be
 // disposed exactly once with the outcome of its own request.
 //
-// Replay a failing seed:  SEED=1234 npx tap test/interleaving.test.ts
-// Run more seeds:         SEEDS=1,2,3,4 npx tap test/interleaving.test.ts
+// Replay a failing seed:  SEED=1234 npx tap test/reliability/interleaving.test.ts
+// Run more seeds:         SEEDS=1,2,3,4 npx tap test/reliability/interleaving.test.ts
 
 const FIXED_SEEDS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
 const REQUESTS = 24
 const HANG_MS = 10_000
-const replay = (seed: number): string => `SEED=${seed} npx tap test/interleaving.test.ts`
+// The path is this file's own, so the command stays right if the file moves.
+const replay = (seed: number): string => `SEED=${seed} npx tap ${relative(process.cwd(), fileURLToPath(import.meta.url))}`
 
 /** Runs stage `n` of the request `id`: its step, then its checks; may throw. */
 type StageRunner = (id: string, n: number) => void | Promise<void>
