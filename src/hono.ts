@@ -48,6 +48,11 @@ export interface HonoRequestLocalsEnv {
 }
 
 const aborted: ScopeOutcome = Object.freeze({ ok: false, status: 'aborted' })
+// Deno.serve's request signal tells nothing before the response is out (a
+// client gone mid-handler still reads as not aborted), and reading it makes
+// Deno print a warning about its legacy abort-on-success to the user. There
+// the adapter learns that a client left from the body's cancellation alone.
+const signalTellsAborts = !('Deno' in globalThis)
 const failedStatus: ScopeOutcome = Object.freeze({ ok: false, status: 'failed' })
 
 /**
@@ -112,17 +117,21 @@ export function honoRequestLocals (options: HonoRequestLocalsOptions = {}): Midd
 // Hono turns an error thrown by a handler into `c.error` and its error
 // handler's response, so the chain resolves either way.
 function outcomeOf (c: Context, store: Store): ScopeOutcome {
-  if (c.req.raw.signal.aborted) return aborted
+  if (clientLeft(c)) return aborted
   if (c.error !== undefined) return outcomeSoFar(store, c.error)
   if (c.res.status >= 500) return failedStatus
   return outcomeSoFar(store)
+}
+
+function clientLeft (c: Context): boolean {
+  return signalTellsAborts && c.req.raw.signal.aborted
 }
 
 // endResourcesBeforeResponse: commit or roll back before the response leaves;
 // a failed end replaces the response with a 500, so the client never sees a
 // success whose commit failed. Runs in the scope, as endRequestResources must.
 async function endResourcesNow (c: Context, store: Store): Promise<void> {
-  if (c.req.raw.signal.aborted) {
+  if (clientLeft(c)) {
     await endScope(store, aborted)
     return
   }

@@ -41,6 +41,35 @@ function authenticateAt (barrier: Barrier): AppSpec['enter'] {
 }
 
 export function conformance (test: Test, adapter: Adapter): void {
+  // First, so that a warning a runtime prints once per process (Deno's for
+  // reading a request's signal) is still to come when it runs.
+  test('serving requests makes the runtime print no warning', async (t) => {
+    const warnings: string[] = []
+    const { warn } = console
+    const onWarning = (warning: Error): void => { warnings.push(`process warning: ${warning.message}`) }
+    console.warn = (...args: unknown[]) => { warnings.push(`console.warn: ${args.map(String).join(' ')}`) }
+    process.on('warning', onWarning)
+    t.teardown(() => {
+      console.warn = warn
+      process.off('warning', onWarning)
+    })
+    const resource = defineRequestResource({ name: 'quiet', create: () => ({}), dispose: () => {} })
+    const { port } = await start(t, adapter, {
+      enter: async (headers) => {
+        requestLocal.user = { id: userOf(headers) }
+        if (headers['x-mode'] === 'resource') await resource.get()
+      },
+      handle: async ({ body }) => ({ body, end: currentUser() })
+    })
+    const agent = agentFor(t, 4)
+    await Promise.all([
+      send({ port, agent, headers: { 'x-user': 'plain' } }),
+      send({ port, agent, headers: { 'x-user': 'resource', 'x-mode': 'resource' } }),
+      send({ port, agent, method: 'POST', headers: { 'x-user': 'body', 'content-type': 'application/json' }, body: '{"a":1}' })
+    ])
+    assert.deepEqual(warnings, [], 'no warning printed')
+  })
+
   test(`${CONCURRENT} concurrent keep-alive requests, twice over the same sockets, each read only their own user`, async (t) => {
     // One socket per in-flight request, so the barrier releases all of them
     // at once; the second round reuses the kept-alive sockets.
