@@ -3,7 +3,7 @@
 // on, turned on, and turned off again. Off must match never-on: the hot path
 // holds no debug code, only the NO_SCOPE error path asks for the hint.
 //
-//   npm run build && node bench/debug-mode.js   (or: npx tsx bench/debug-mode.ts)
+//   npx tsx bench/debug-mode.ts
 import { requestLocal, runWithLocals, setLocalsDebug } from '../src/index.js'
 
 declare module '../src/index.js' {
