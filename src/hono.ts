@@ -48,12 +48,12 @@ export interface HonoRequestLocalsEnv {
 }
 
 const aborted: ScopeOutcome = Object.freeze({ ok: false, status: 'aborted' })
+const failedStatus: ScopeOutcome = Object.freeze({ ok: false, status: 'failed' })
 // Deno.serve's request signal tells nothing before the response is out (a
 // client gone mid-handler still reads as not aborted), and reading it makes
 // Deno print a warning about its legacy abort-on-success to the user. There
 // the adapter learns that a client left from the body's cancellation alone.
 const signalTellsAborts = !('Deno' in globalThis)
-const failedStatus: ScopeOutcome = Object.freeze({ ok: false, status: 'failed' })
 
 /**
  * Hono middleware giving each request its own scope: `requestLocal` works in
