@@ -66,16 +66,20 @@ for (const variant of names.split(',')) {
   const server = await startServer(node.bin, variant, ['--log-ic', `--logfile=${logfile}`, '--no-logfile-per-isolate'], { pin: false })
   let log
   try {
-    await drive(server.port, scenario, { amount: 3000, connections: 4 })
-    // V8 writes its log as it goes: what is there after the warm-up is skipped.
-    const warm = statSync(logfile).size
-    await drive(server.port, scenario, { amount, connections: 4 })
-    await server.stop()
+    let warm
+    try {
+      await drive(server.port, scenario, { amount: 3000, connections: 4 })
+      // V8 writes its log as it goes: what is there after the warm-up is skipped.
+      warm = statSync(logfile).size
+      await drive(server.port, scenario, { amount, connections: 4 })
+    } finally {
+      // The log is complete once the server has exited.
+      await server.stop()
+    }
     log = readFileSync(logfile, 'utf8')
     const header = log.slice(0, warm).split('\n').filter((line) => line.startsWith('code-creation')).join('\n')
     log = `${header}\n${log.slice(warm)}`
   } finally {
-    await server.stop()
     rmSync(dir, { recursive: true, force: true })
   }
   const { total, ours } = misses(log)

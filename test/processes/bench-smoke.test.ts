@@ -20,16 +20,20 @@ interface Results {
   micro: Record<string, Record<string, number>>
 }
 
+/** Runs a bench script with this Node, as CI would; resolves with its exit code and output. */
+function runScript (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, args, { cwd: root, maxBuffer: 2 ** 24, env: { ...process.env, CI: 'true' } }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr })
+    })
+  })
+}
+
 t.test('every variant starts and answers every scenario, and the chart renders', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'request-locals-bench-smoke-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const files = { json: join(dir, 'results.json'), svg: join(dir, 'results.svg'), out: join(dir, 'results.md') }
-  const { code, stdout, stderr } = await new Promise<{ code: number, stdout: string, stderr: string }>((resolve) => {
-    execFile(process.execPath, ['bench/run.mjs', '--smoke', '--json', files.json, '--svg', files.svg, '--out', files.out],
-      { cwd: root, maxBuffer: 2 ** 24, env: { ...process.env, CI: 'true' } }, (error, stdout, stderr) => {
-        resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr })
-      })
-  })
+  const { code, stdout, stderr } = await runScript(['bench/run.mjs', '--smoke', '--json', files.json, '--svg', files.svg, '--out', files.out])
   t.equal(code, 0, 'the bench exits cleanly', { stderr })
   t.equal(stderr, '', 'nothing but the report is printed in CI')
   const results = JSON.parse(readFileSync(files.json, 'utf8')) as Results
@@ -53,14 +57,6 @@ t.test('every variant starts and answers every scenario, and the chart renders',
   t.match(readFileSync(files.out, 'utf8'), /### HTTP on v\d+/)
   t.match(stdout, /### HTTP on v\d+/, 'the report is printed')
 })
-
-function runScript (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, args, { cwd: root, maxBuffer: 2 ** 24, env: { ...process.env, CI: 'true' } }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr })
-    })
-  })
-}
 
 t.test('the idle-connection and inline-cache scripts give a figure per variant', async (t) => {
   const idle = await runScript(['bench/idle-connections.mjs', 'express-hand-rolled-als,express-request-locals', '20'])
